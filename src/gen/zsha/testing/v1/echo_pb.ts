@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zsha/testing/v1/echo.proto.
  */
 export const file_zsha_testing_v1_echo: GenFile = /*@__PURE__*/
-  fileDesc("Chp6c2hhL3Rlc3RpbmcvdjEvZWNoby5wcm90bxIPenNoYS50ZXN0aW5nLnYxIkMKC0VjaG9SZXF1ZXN0EgwKBHRleHQYASABKAkSDgoGcmVwZWF0GAIgASgNEhYKDmZhaWxfd2l0aF9jb2RlGAMgASgNIisKDEVjaG9SZXNwb25zZRIMCgR0ZXh0GAEgASgJEg0KBWluZGV4GAIgASgNMuwBCgtFY2hvU2VydmljZRJDCgRFY2hvEhwuenNoYS50ZXN0aW5nLnYxLkVjaG9SZXF1ZXN0Gh0uenNoYS50ZXN0aW5nLnYxLkVjaG9SZXNwb25zZRJLCgpFY2hvU3RyZWFtEhwuenNoYS50ZXN0aW5nLnYxLkVjaG9SZXF1ZXN0Gh0uenNoYS50ZXN0aW5nLnYxLkVjaG9SZXNwb25zZTABEksKCEVjaG9DaGF0EhwuenNoYS50ZXN0aW5nLnYxLkVjaG9SZXF1ZXN0Gh0uenNoYS50ZXN0aW5nLnYxLkVjaG9SZXNwb25zZSgBMAFiBnByb3RvMw");
+  fileDesc("Chp6c2hhL3Rlc3RpbmcvdjEvZWNoby5wcm90bxIPenNoYS50ZXN0aW5nLnYxIjMKC0VjaG9SZXF1ZXN0EgwKBHRleHQYASABKAkSFgoOZmFpbF93aXRoX2NvZGUYAiABKA0iHAoMRWNob1Jlc3BvbnNlEgwKBHRleHQYASABKAkiSQoRRWNob1N0cmVhbVJlcXVlc3QSDAoEdGV4dBgBIAEoCRIOCgZyZXBlYXQYAiABKA0SFgoOZmFpbF93aXRoX2NvZGUYAyABKA0iMQoSRWNob1N0cmVhbVJlc3BvbnNlEgwKBHRleHQYASABKAkSDQoFaW5kZXgYAiABKA0iHwoPRWNob0NoYXRSZXF1ZXN0EgwKBHRleHQYASABKAkiLwoQRWNob0NoYXRSZXNwb25zZRIMCgR0ZXh0GAEgASgJEg0KBWluZGV4GAIgASgNMoACCgtFY2hvU2VydmljZRJDCgRFY2hvEhwuenNoYS50ZXN0aW5nLnYxLkVjaG9SZXF1ZXN0Gh0uenNoYS50ZXN0aW5nLnYxLkVjaG9SZXNwb25zZRJXCgpFY2hvU3RyZWFtEiIuenNoYS50ZXN0aW5nLnYxLkVjaG9TdHJlYW1SZXF1ZXN0GiMuenNoYS50ZXN0aW5nLnYxLkVjaG9TdHJlYW1SZXNwb25zZTABElMKCEVjaG9DaGF0EiAuenNoYS50ZXN0aW5nLnYxLkVjaG9DaGF0UmVxdWVzdBohLnpzaGEudGVzdGluZy52MS5FY2hvQ2hhdFJlc3BvbnNlKAEwAWIGcHJvdG8z");
 
 /**
  * @generated from message zsha.testing.v1.EchoRequest
@@ -24,14 +24,9 @@ export type EchoRequest = Message<"zsha.testing.v1.EchoRequest"> & {
   text: string;
 
   /**
-   * @generated from field: uint32 repeat = 2;
-   */
-  repeat: number;
-
-  /**
    * When set, the server fails the call with this gRPC status code.
    *
-   * @generated from field: uint32 fail_with_code = 3;
+   * @generated from field: uint32 fail_with_code = 2;
    */
   failWithCode: number;
 };
@@ -51,11 +46,6 @@ export type EchoResponse = Message<"zsha.testing.v1.EchoResponse"> & {
    * @generated from field: string text = 1;
    */
   text: string;
-
-  /**
-   * @generated from field: uint32 index = 2;
-   */
-  index: number;
 };
 
 /**
@@ -64,6 +54,96 @@ export type EchoResponse = Message<"zsha.testing.v1.EchoResponse"> & {
  */
 export const EchoResponseSchema: GenMessage<EchoResponse> = /*@__PURE__*/
   messageDesc(file_zsha_testing_v1_echo, 1);
+
+/**
+ * @generated from message zsha.testing.v1.EchoStreamRequest
+ */
+export type EchoStreamRequest = Message<"zsha.testing.v1.EchoStreamRequest"> & {
+  /**
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * @generated from field: uint32 repeat = 2;
+   */
+  repeat: number;
+
+  /**
+   * When set, the server fails the stream with this code after sending `repeat` messages.
+   *
+   * @generated from field: uint32 fail_with_code = 3;
+   */
+  failWithCode: number;
+};
+
+/**
+ * Describes the message zsha.testing.v1.EchoStreamRequest.
+ * Use `create(EchoStreamRequestSchema)` to create a new message.
+ */
+export const EchoStreamRequestSchema: GenMessage<EchoStreamRequest> = /*@__PURE__*/
+  messageDesc(file_zsha_testing_v1_echo, 2);
+
+/**
+ * @generated from message zsha.testing.v1.EchoStreamResponse
+ */
+export type EchoStreamResponse = Message<"zsha.testing.v1.EchoStreamResponse"> & {
+  /**
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * @generated from field: uint32 index = 2;
+   */
+  index: number;
+};
+
+/**
+ * Describes the message zsha.testing.v1.EchoStreamResponse.
+ * Use `create(EchoStreamResponseSchema)` to create a new message.
+ */
+export const EchoStreamResponseSchema: GenMessage<EchoStreamResponse> = /*@__PURE__*/
+  messageDesc(file_zsha_testing_v1_echo, 3);
+
+/**
+ * @generated from message zsha.testing.v1.EchoChatRequest
+ */
+export type EchoChatRequest = Message<"zsha.testing.v1.EchoChatRequest"> & {
+  /**
+   * @generated from field: string text = 1;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message zsha.testing.v1.EchoChatRequest.
+ * Use `create(EchoChatRequestSchema)` to create a new message.
+ */
+export const EchoChatRequestSchema: GenMessage<EchoChatRequest> = /*@__PURE__*/
+  messageDesc(file_zsha_testing_v1_echo, 4);
+
+/**
+ * @generated from message zsha.testing.v1.EchoChatResponse
+ */
+export type EchoChatResponse = Message<"zsha.testing.v1.EchoChatResponse"> & {
+  /**
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * @generated from field: uint32 index = 2;
+   */
+  index: number;
+};
+
+/**
+ * Describes the message zsha.testing.v1.EchoChatResponse.
+ * Use `create(EchoChatResponseSchema)` to create a new message.
+ */
+export const EchoChatResponseSchema: GenMessage<EchoChatResponse> = /*@__PURE__*/
+  messageDesc(file_zsha_testing_v1_echo, 5);
 
 /**
  * @generated from service zsha.testing.v1.EchoService
@@ -82,16 +162,16 @@ export const EchoService: GenService<{
    */
   echoStream: {
     methodKind: "server_streaming";
-    input: typeof EchoRequestSchema;
-    output: typeof EchoResponseSchema;
+    input: typeof EchoStreamRequestSchema;
+    output: typeof EchoStreamResponseSchema;
   },
   /**
    * @generated from rpc zsha.testing.v1.EchoService.EchoChat
    */
   echoChat: {
     methodKind: "bidi_streaming";
-    input: typeof EchoRequestSchema;
-    output: typeof EchoResponseSchema;
+    input: typeof EchoChatRequestSchema;
+    output: typeof EchoChatResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zsha_testing_v1_echo, 0);
