@@ -14,6 +14,9 @@
  *   later, reported by a `stopped` event and by `state()`.
  * - Events are best effort and may be lost with the connection: a `connection-closed` event says so, and
  *   the controller re-reads state instead of trusting the event stream alone.
+ * - After a `connection-closed` event not caused by `close()` (libvirtd restarted), the driver reconnects
+ *   by itself on the next call and keeps delivering events to the same listeners; calls made while it
+ *   cannot reconnect reject with `unreachable` or `timeout`.
  */
 
 /** libvirt's domain states (virDomainState), spelled as words. */
