@@ -87,11 +87,22 @@ function golden(caseName: string, file: string, actual: string): void {
   expect(actual, `${path} (UPDATE_GOLDEN=1 regenerates it)`).toBe(readFileSync(path, "utf8"));
 }
 
-/** libvirt's own RNG schema check (virt-xml-validate, from libvirt-clients). */
+/**
+ * libvirt's own checks: its RNG schema (virt-xml-validate), then its domain parser, by defining and
+ * starting the domain on the in-process test driver (virsh, from libvirt-clients; no daemon involved).
+ */
 function validateDomain(xml: string): void {
   const file = join(tmp, "domain.xml");
   writeFileSync(file, xml);
   execFileSync("virt-xml-validate", [file, "domain"], { stdio: "pipe" });
+  const out = execFileSync(
+    "virsh",
+    ["-c", "test:///default", `define ${file}; start zsha-mnvm; domstate zsha-mnvm`],
+    {
+      encoding: "utf8",
+    },
+  );
+  expect(out).toMatch(/^running$/m);
 }
 
 describe("MN-VM domain XML and seed, golden", () => {
