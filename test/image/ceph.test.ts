@@ -224,3 +224,18 @@ describe("CephImageStore on a real cluster", () => {
     ).rejects.toSatisfy((e) => isImageError(e, "monitors-unreachable"));
   });
 });
+
+describe("CephImageStore when the OSDs stop answering", () => {
+  it("a call that hangs inside Ceph is a timeout within the call's bound", async () => {
+    ceph.signal("osd", "SIGSTOP");
+    try {
+      const t0 = Date.now();
+      await expect(store({ timeoutMs: 3_000 }).check()).rejects.toSatisfy((e) => isImageError(e, "timeout"));
+      expect(Date.now() - t0).toBeLessThan(4_500);
+    } finally {
+      ceph.signal("osd", "SIGCONT");
+    }
+    // The cluster answers again once the OSD runs.
+    expect((await store().check()).sizeBytes).toBe(16 * 2 ** 20);
+  });
+});

@@ -51,6 +51,8 @@ export interface CephCluster {
    * keyring to `DIR/ceph.client.<id>.keyring`, returning that path and the key.
    */
   createRbdClient(id: string, pool: string): Promise<{ keyring: string; key: string }>;
+  /** Sends a signal to a daemon, e.g. SIGSTOP/SIGCONT on the OSD to make the cluster hang. */
+  signal(daemon: "mon" | "osd", sig: NodeJS.Signals): void;
   /** Stops every daemon (SIGTERM, SIGKILL after `graceMs`) and removes the folder if we created it. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -66,8 +68,19 @@ export async function startCeph(opts: StartCephOptions = {}): Promise<CephCluste
   const adminKeyring = join(dir, "ceph.client.admin.keyring");
   const monAddrV = `[v2:127.0.0.1:${ports.monV2},v1:127.0.0.1:${ports.monV1}]`;
   const daemons: ChildProcess[] = [];
+  const byName = new Map<"mon" | "osd", ChildProcess>();
   const env = { ...process.env, CEPH_CONF: conf };
 
+  /** Throws at once when a daemon we started has died (a port taken meanwhile, a bad config). */
+  const alive = () => {
+    for (const [name, c] of byName) {
+      if (c.exitCode !== null || c.signalCode !== null) {
+        throw new Error(
+          `ceph test cluster: ceph-${name} exited (${c.exitCode ?? c.signalCode}); see ${dir}/log`,
+        );
+      }
+    }
+  };
   const run = async (cmd: string, args: readonly string[], timeoutMs = CLI_TIMEOUT_MS, input?: string) => {
     const r = await execa(cmd, args, {
       env,
@@ -78,10 +91,11 @@ export async function startCeph(opts: StartCephOptions = {}): Promise<CephCluste
     return r.stdout;
   };
   const adminArgs = ["--conf", conf, "--id", "admin", "--keyring", adminKeyring];
-  const daemon = (cmd: string, args: readonly string[]) => {
+  const daemon = (name: "mon" | "osd", cmd: string, args: readonly string[]) => {
     // Foreground, so the handle is ours; output goes to the log files named in ceph.conf.
     const child = spawn(cmd, [...args, "-f"], { env, stdio: "ignore" });
     daemons.push(child);
+    byName.set(name, child);
     exitGuard.add(child);
     child.once("exit", () => exitGuard.delete(child));
     return child;
@@ -134,10 +148,14 @@ export async function startCeph(opts: StartCephOptions = {}): Promise<CephCluste
     const monmap = join(dir, "monmap");
     await run("monmaptool", ["--create", "--fsid", fsid, "--addv", "a", monAddrV, monmap]);
     await run("ceph-mon", ["--conf", conf, "--mkfs", "-i", "a", "--monmap", monmap, "--keyring", monKeyring]);
-    daemon("ceph-mon", ["--conf", conf, "-i", "a"]);
-    await until(async () => {
-      await run("ceph", [...adminArgs, "--connect-timeout", "3", "mon", "stat"], 5_000);
-    }, "the monitor to answer");
+    daemon("mon", "ceph-mon", ["--conf", conf, "-i", "a"]);
+    await until(
+      async () => {
+        await run("ceph", [...adminArgs, "--connect-timeout", "3", "mon", "stat"], 5_000);
+      },
+      "the monitor to answer",
+      alive,
+    );
 
     const key = await run("ceph-authtool", ["--gen-print-key"]);
     const osdUuid = randomUUID();
@@ -160,13 +178,17 @@ export async function startCeph(opts: StartCephOptions = {}): Promise<CephCluste
       key,
     ]);
     await run("ceph-osd", ["--conf", conf, "-i", osdId, "--mkfs", "--osd-uuid", osdUuid]);
-    daemon("ceph-osd", ["--conf", conf, "-i", osdId]);
-    await until(async () => {
-      const stat = JSON.parse(await run("ceph", [...adminArgs, "osd", "stat", "-f", "json"])) as {
-        num_up_osds?: number;
-      };
-      if ((stat.num_up_osds ?? 0) < 1) throw new Error("no OSD up yet");
-    }, "the OSD to come up");
+    daemon("osd", "ceph-osd", ["--conf", conf, "-i", osdId]);
+    await until(
+      async () => {
+        const stat = JSON.parse(await run("ceph", [...adminArgs, "osd", "stat", "-f", "json"])) as {
+          num_up_osds?: number;
+        };
+        if ((stat.num_up_osds ?? 0) < 1) throw new Error("no OSD up yet");
+      },
+      "the OSD to come up",
+      alive,
+    );
 
     for (const pool of opts.pools ?? ["zstack"]) {
       await run("ceph", [...adminArgs, "osd", "pool", "create", pool, "8"]);
@@ -203,6 +225,9 @@ export async function startCeph(opts: StartCephOptions = {}): Promise<CephCluste
       ]);
       const key = (await run("ceph", [...adminArgs, "auth", "get-key", name])).trim();
       return { keyring, key };
+    },
+    signal(name, sig) {
+      byName.get(name)?.kill(sig);
     },
     stop,
   };
@@ -261,15 +286,22 @@ process.once("exit", () => {
 async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGCONT"); // a test may have paused it
   child.kill("SIGTERM");
   const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
   await exited;
   clearTimeout(timer);
 }
 
-async function until(probe: () => Promise<void>, what: string, timeoutMs = 60_000): Promise<void> {
+async function until(
+  probe: () => Promise<void>,
+  what: string,
+  alive: () => void,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    alive();
     try {
       await probe();
       return;
