@@ -264,6 +264,22 @@ const RULES: Rule[] = [
     ],
   },
   {
+    rule: "the MN-VM's addresses are not a node's own IP",
+    valid: [(c) => (c.Network[0]!.Ipaddr = "192.168.255.204")],
+    invalid: [
+      {
+        edit: (c) => (c.Network[0]!.Ipaddr = "192.168.255.206"),
+        path: "Network[0].Ipaddr",
+        message: /192.168.255.206 is the IP of node ceph-2 \(Node\[1\]\); the MN-VM needs its own address/,
+      },
+      {
+        edit: (c) => (c.Network[0]!.Ipaddr = "10.0.0.1@ceph-1, 192.168.255.207@ceph-2, 10.0.0.3@ceph-3"),
+        path: "Network[0].Ipaddr",
+        message: /is the IP of node ceph-3/,
+      },
+    ],
+  },
+  {
     rule: "DNS and ConsoleProxyOverriddenIP are IPv4",
     valid: [(c) => (c.DNS = []), (c) => (c.ConsoleProxyOverriddenIP = "10.1.1.1"), (c) => delete c.DNS],
     invalid: [
