@@ -40,8 +40,26 @@ export function monArg(monAddrs: readonly string[]): string {
     .join(",");
 }
 
+/** Words that changed with Ceph 16 (Pacific): "blacklist" became "blocklist", in commands and options. */
+export interface CephTerms {
+  readonly release: number;
+  readonly blocklist: "blocklist" | "blacklist";
+  readonly breakLockOption: "rbd_blocklist_on_break_lock" | "rbd_blacklist_on_break_lock";
+}
+
+/** From `rbd --version`, e.g. `ceph version 16.2.15 (618f4401…) pacific (stable)`. */
+export function cephTerms(versionText: string): CephTerms {
+  const m = /ceph version (\d+)\./.exec(versionText);
+  if (!m) throw new ImageError("bad-output", `cannot read the Ceph release from "${versionText.trim()}"`);
+  const release = Number(m[1]);
+  return release >= 16
+    ? { release, blocklist: "blocklist", breakLockOption: "rbd_blocklist_on_break_lock" }
+    : { release, blocklist: "blacklist", breakLockOption: "rbd_blacklist_on_break_lock" };
+}
+
 export class CephCli {
   private readonly timeoutMs: number;
+  private terms: Promise<CephTerms> | undefined;
 
   constructor(private readonly opts: CephClientOptions) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
@@ -49,6 +67,20 @@ export class CephCli {
 
   get user(): string {
     return this.opts.user;
+  }
+
+  /** The local client tools' release decides the words; asked once (no cluster call). */
+  cephTerms(): Promise<CephTerms> {
+    this.terms ??= execa("rbd", ["--version"], { timeout: this.timeoutMs, reject: true }).then(
+      (r) => cephTerms(r.stdout),
+      (err) => {
+        this.terms = undefined;
+        throw new ImageError("command-failed", "cannot run rbd --version (is ceph-common installed?)", {
+          cause: err,
+        });
+      },
+    );
+    return this.terms;
   }
 
   /** Runs a tool and returns its stdout; rejects with an `ImageError`. */

@@ -11,6 +11,7 @@
  *   locks (`rbd lock rm`, which would blocklist too — ours came first so nothing can slip in between),
  *   and re-reads until no foreign watcher or lock is left and every fenced address is in the blocklist.
  * - `profile rbd` may `blocklist add` but not `rm`: entries expire by themselves (`blocklistSeconds`).
+ * - Before Ceph 16 the command and option say "blacklist"; the local tools' release picks the word.
  */
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleepMs } from "node:timers/promises";
@@ -94,12 +95,13 @@ export class CephImageStore implements ImageStore {
         );
       }
       // Blocklist first: from this point the OSDs refuse the old client's writes.
+      const { blocklist } = await this.cli.cephTerms();
       for (const u of foreign) {
         const addr = normAddr(u.address);
         if (blocklisted.has(addr)) continue;
         await this.cli.run("ceph", [
           "osd",
-          "blocklist",
+          blocklist,
           "add",
           addr,
           String(this.opts.blocklistSeconds ?? 86_400),
@@ -189,14 +191,8 @@ export class CephImageStore implements ImageStore {
     try {
       // The holder is blocklisted already (by us, checked in `fence`); librbd would blocklist it again and
       // wait for the new OSD map, which costs about a second of failover time for nothing.
-      await this.cli.run("rbd", [
-        "--rbd_blocklist_on_break_lock=false",
-        "lock",
-        "rm",
-        this.spec,
-        lockId,
-        locker,
-      ]);
+      const { breakLockOption } = await this.cli.cephTerms();
+      await this.cli.run("rbd", [`--${breakLockOption}=false`, "lock", "rm", this.spec, lockId, locker]);
     } catch (err) {
       // Released or broken meanwhile (e.g. by the blocklist): that is the outcome we wanted.
       if (isImageError(err, "command-failed") && /\(2\) No such file/.test(err.detail ?? "")) return;
@@ -206,8 +202,9 @@ export class CephImageStore implements ImageStore {
 
   private async allBlocklisted(addrs: Set<string>): Promise<boolean> {
     if (addrs.size === 0) return true;
+    const { blocklist } = await this.cli.cephTerms();
     const listed = new Set(
-      (await this.cli.json("ceph", ["osd", "blocklist", "ls"], parseBlocklist)).map(normAddr),
+      (await this.cli.json("ceph", ["osd", blocklist, "ls"], parseBlocklist)).map(normAddr),
     );
     return [...addrs].every((a) => listed.has(a));
   }

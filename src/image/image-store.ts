@@ -58,7 +58,7 @@ export type DiskSource =
   | { readonly type: "file"; readonly path: string; readonly format: "raw" | "qcow2" };
 
 export interface FenceRequest {
-  /** The new owner. The file backend records it; the Ceph backend logs it. */
+  /** The new owner. The file backend records it; the Ceph backend needs no record (the blocklist fences). */
   readonly self: Owner;
   /**
    * RBD client addresses that are ours and must survive (our own running qemu during a re-fence);

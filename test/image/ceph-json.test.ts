@@ -3,7 +3,7 @@
  * the monitor-address rule. The real-cluster suite (ceph.test.ts) exercises them end to end.
  */
 import { describe, expect, it } from "vitest";
-import { firstJsonValue, monArg } from "../../src/image/ceph-cli.js";
+import { cephTerms, firstJsonValue, monArg } from "../../src/image/ceph-cli.js";
 import {
   parseBlocklist,
   parseCephStatus,
@@ -92,5 +92,25 @@ describe("monArg", () => {
     expect(monArg(["10.0.0.1:6789", "10.0.0.2:3300", "v2:10.0.0.3:3301", " 10.0.0.4:16789 "])).toBe(
       "v1:10.0.0.1:6789,v2:10.0.0.2:3300,v2:10.0.0.3:3301,v1:10.0.0.4:16789",
     );
+  });
+});
+
+describe("cephTerms", () => {
+  it("says blocklist from Ceph 16 (Pacific) on, blacklist before", () => {
+    expect(
+      cephTerms("ceph version 16.2.15 (618f440892089921c3e944a991122ddc44e60516) pacific (stable)\n"),
+    ).toEqual({
+      release: 16,
+      blocklist: "blocklist",
+      breakLockOption: "rbd_blocklist_on_break_lock",
+    });
+    expect(
+      cephTerms("ceph version 14.2.22 (ca74598065096e6fcbd8433c8779a2be0c889351) nautilus (stable)"),
+    ).toMatchObject({
+      release: 14,
+      blocklist: "blacklist",
+      breakLockOption: "rbd_blacklist_on_break_lock",
+    });
+    expect(() => cephTerms("rbd: command not found")).toThrow(/cannot read the Ceph release/);
   });
 });
