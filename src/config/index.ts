@@ -10,6 +10,7 @@ export {
   type Problem,
   parseConfig,
 } from "./check.js";
+export { configJsonSchema, type FieldDoc, fieldReference, formatFieldReference } from "./docs.js";
 export { netmaskToPrefix } from "./net.js";
 export {
   chronySourcesFor,

@@ -5,8 +5,10 @@ import {
   type Config,
   checkConfigText,
   chronySourcesFor,
+  fieldReference,
   findNode,
   formatCheck,
+  formatFieldReference,
   type NodeName,
   parseConfig,
   resolvePerNode,
@@ -107,5 +109,22 @@ describe("chronySourcesFor and findNode", () => {
     expect(findNode(c, "CEPH-2")).toEqual({ ip: "192.168.255.206", name: "ceph-2" });
     expect(findNode(c, "192.168.255.207")?.name).toBe("ceph-3");
     expect(findNode(c, "ceph-4")).toBeUndefined();
+  });
+});
+
+describe("field reference (docs from the schema)", () => {
+  it("documents every field, with required flags and defaults", () => {
+    const docs = fieldReference();
+    const paths = docs.map((d) => d.path);
+    for (const key of Object.keys(sampleConfig("CephConf"))) expect(paths).toContain(key);
+    for (const key of Object.keys(sampleConfig("CephConf").Network[0]!))
+      expect(paths).toContain(`Network[].${key}`);
+    for (const d of docs) expect(d.description, d.path).not.toBe("");
+    const byPath = new Map(docs.map((d) => [d.path, d]));
+    expect(byPath.get("Node")?.required).toBe(true);
+    expect(byPath.get("PoolName")?.required).toBe(false);
+    expect(byPath.get("ImageName")?.default).toBe("mnvm.img");
+    expect(byPath.get("Timing.OwnerLeaseMs")?.default).toBe(5000);
+    expect(formatFieldReference().split("\n")).toHaveLength(docs.length);
   });
 });
