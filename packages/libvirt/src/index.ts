@@ -14,4 +14,5 @@ export * from "./connection.js";
 export * from "./constants.js";
 export { Domain, type MigrateParams } from "./domain.js";
 export * from "./errors.js";
+export { libvirtLibraryVersion } from "./native.js";
 export * from "./types.js";

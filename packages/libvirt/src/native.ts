@@ -1,5 +1,6 @@
 // Loads the compiled addon and describes its (untyped) surface. Only connection.ts and domain.ts use it.
 import { createRequire } from "node:module";
+import { versionString } from "./constants.js";
 
 export type NativeParamType = "string" | "ullong" | "int" | "boolean";
 export type NativeParam = [name: string, type: NativeParamType, value: string | number | boolean];
@@ -88,4 +89,12 @@ export function loadNative(): NativeModule {
       { cause: err },
     );
   }
+}
+
+/**
+ * Loads the native addon now (rather than at the first `open`) and returns the libvirt library version
+ * it runs with. Throws an Error saying how to get the addon when it was not built.
+ */
+export function libvirtLibraryVersion(): string {
+  return versionString(loadNative().libraryVersion);
 }
