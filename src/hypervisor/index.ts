@@ -16,6 +16,13 @@ export {
   xmlEscape,
 } from "./domain-xml.js";
 export * from "./hypervisor.js";
+export {
+  DEFAULT_SEED_DIR,
+  type MnvmStartInput,
+  type MnvmStartPlan,
+  prepareMnvmStart,
+  seedIsoPath,
+} from "./mnvm.js";
 export { SeedIsoError, type WriteSeedOptions, writeSeedIso } from "./seed-iso.js";
 export { DEFAULT_SIM_TIMINGS, parseSimDomainXml, SimHypervisor, type SimTimings, SimWorld } from "./sim.js";
 export { type CancelTimer, ManualScheduler, realTimeScheduler, type SimScheduler } from "./sim-scheduler.js";

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type NodeName, sampleConfig } from "../../src/config/index.js";
 import { seedFiles } from "../../src/hypervisor/cloud-init.js";
+import { prepareMnvmStart } from "../../src/hypervisor/mnvm.js";
 import { SeedIsoError, writeSeedIso } from "../../src/hypervisor/seed-iso.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "zsha-seed-test-"));
@@ -44,5 +45,21 @@ describe("writeSeedIso", () => {
     const err = await writeSeedIso(join(tmp, "x.iso"), seed, { tool: "no-such-genisoimage" }).catch((e) => e);
     expect(err).toBeInstanceOf(SeedIsoError);
     expect(err.message).toMatch(/no-such-genisoimage is not installed \(Debian package genisoimage\)/);
+  });
+});
+
+describe("prepareMnvmStart", () => {
+  it("writes this node's seed and returns a domain XML whose cdrom is that seed", async () => {
+    const config = sampleConfig("FileConf");
+    const plan = await prepareMnvmStart({
+      config,
+      node: "ceph-3" as NodeName,
+      clusterId: "c1",
+      seedDir: tmp,
+    });
+    expect(plan.seedIsoPath).toBe(join(tmp, "zsha-mnvm-cidata.iso"));
+    expect(plan.domainXml).toContain(`<source file='${plan.seedIsoPath}'/>`);
+    expect(plan.domainXml).toContain("<zsha:seed-node>ceph-3</zsha:seed-node>");
+    expect(isoinfo("-R", "-x", "/network-config", "-i", plan.seedIsoPath)).toBe(plan.seed["network-config"]);
   });
 });
