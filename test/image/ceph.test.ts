@@ -7,7 +7,6 @@
 import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CephImageStore, type CephImageStoreOptions } from "../../src/image/ceph.js";
 import { isImageError } from "../../src/image/image-store.js";
@@ -63,10 +62,7 @@ beforeAll(async () => {
   const src = join(work, "src.raw");
   await writeFile(src, "MNVM-BOOT-SECTOR");
   await truncate(src, 16 * 2 ** 20);
-  await execa("qemu-img", [
-    ...["convert", "-f", "raw", "-O", "raw", src],
-    `rbd:${POOL}/${IMAGE}:conf=${ceph.conf}:id=admin:keyring=${ceph.adminKeyring}`,
-  ]);
+  await ceph.importImage(src, POOL, IMAGE);
   target = { pool: POOL, image: IMAGE, conf: ceph.conf, user: "zsha", keyring: zshaKeyring };
   console.log(`ceph test cluster ready in ${Date.now() - t0} ms`);
 });

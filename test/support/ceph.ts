@@ -32,6 +32,11 @@ export interface StartCephOptions {
   readonly ports?: CephPorts;
   /** Pools to create and `rbd pool init` (default `["zstack"]`). */
   readonly pools?: readonly string[];
+  /**
+   * IPv4 the daemons bind to (default 127.0.0.1). An end-to-end test whose nodes live in network
+   * namespaces passes an address they can reach (e.g. the host side of a bridge).
+   */
+  readonly host?: string;
 }
 
 export interface CephCluster {
@@ -40,8 +45,10 @@ export interface CephCluster {
   readonly conf: string;
   readonly adminKeyring: string;
   readonly ports: CephPorts;
-  /** `127.0.0.1:<v1 port>` — the form SPEC's `MonAddrs` uses. */
+  /** `<host>:<v1 port>` — the form SPEC's `MonAddrs` uses. */
   readonly monAddr: string;
+  /** Imports a local raw file as `pool/image` with `qemu-img convert` (qemu's rbd driver), as client.admin. */
+  importImage(srcRaw: string, pool: string, image: string): Promise<void>;
   /** Runs `ceph …` as client.admin; rejects on a non-zero exit. Returns stdout. */
   ceph(args: readonly string[], timeoutMs?: number): Promise<string>;
   /** Runs `rbd …` as client.admin. */
@@ -66,7 +73,8 @@ export async function startCeph(opts: StartCephOptions = {}): Promise<CephCluste
   const fsid = randomUUID();
   const conf = join(dir, "ceph.conf");
   const adminKeyring = join(dir, "ceph.client.admin.keyring");
-  const monAddrV = `[v2:127.0.0.1:${ports.monV2},v1:127.0.0.1:${ports.monV1}]`;
+  const host = opts.host ?? "127.0.0.1";
+  const monAddrV = `[v2:${host}:${ports.monV2},v1:${host}:${ports.monV1}]`;
   const daemons: ChildProcess[] = [];
   const byName = new Map<"mon" | "osd", ChildProcess>();
   const env = { ...process.env, CEPH_CONF: conf };
@@ -111,7 +119,7 @@ export async function startCeph(opts: StartCephOptions = {}): Promise<CephCluste
 
   try {
     for (const sub of ["run", "log", "mon/ceph-a", "osd"]) await mkdir(join(dir, sub), { recursive: true });
-    await writeFile(conf, cephConf(dir, fsid, monAddrV, ports));
+    await writeFile(conf, cephConf(dir, fsid, monAddrV, ports, host));
     const monKeyring = join(dir, "ceph.mon.keyring");
     await run("ceph-authtool", [
       "--create-keyring",
@@ -205,7 +213,11 @@ export async function startCeph(opts: StartCephOptions = {}): Promise<CephCluste
     conf,
     adminKeyring,
     ports,
-    monAddr: `127.0.0.1:${ports.monV1}`,
+    monAddr: `${host}:${ports.monV1}`,
+    async importImage(srcRaw, pool, image) {
+      const dst = `rbd:${pool}/${image}:conf=${conf}:id=admin:keyring=${adminKeyring}`;
+      await run("qemu-img", ["convert", "-f", "raw", "-O", "raw", srcRaw, dst], 120_000);
+    },
     ceph: (args, timeoutMs) => run("ceph", [...adminArgs, ...args], timeoutMs),
     rbd: (args, timeoutMs) => run("rbd", [...adminArgs, ...args], timeoutMs),
     async createRbdClient(id, pool) {
@@ -233,12 +245,14 @@ export async function startCeph(opts: StartCephOptions = {}): Promise<CephCluste
   };
 }
 
-function cephConf(dir: string, fsid: string, monAddrV: string, p: CephPorts): string {
+function cephConf(dir: string, fsid: string, monAddrV: string, p: CephPorts, host: string): string {
+  // The daemons pick their address from these networks: exactly the one host address.
+  const net = host.startsWith("127.") ? "127.0.0.0/8" : `${host}/32`;
   return `[global]
 fsid = ${fsid}
 mon_host = ${monAddrV}
-public_network = 127.0.0.0/8
-cluster_network = 127.0.0.0/8
+public_network = ${net}
+cluster_network = ${net}
 ms_bind_port_min = ${p.bindMin}
 ms_bind_port_max = ${p.bindMax}
 auth_cluster_required = cephx
@@ -333,6 +347,6 @@ function canBind(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.once("error", () => resolve(false));
-    srv.listen({ port, host: "127.0.0.1", exclusive: true }, () => srv.close(() => resolve(true)));
+    srv.listen({ port, host: "0.0.0.0", exclusive: true }, () => srv.close(() => resolve(true)));
   });
 }
