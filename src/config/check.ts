@@ -95,14 +95,29 @@ export function parseConfig(json: unknown, opts: CheckOptions = {}): CheckResult
 
 /** Validates a config file's text, including whether it is JSON at all. */
 export function checkConfigText(text: string, opts: CheckOptions = {}): CheckResult {
+  // Editors on some systems save a byte-order mark, which JSON.parse refuses.
+  const body = text.startsWith("\uFEFF") ? text.slice(1) : text;
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(body);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    return { ok: false, problems: [{ path: "", message: `the file is not valid JSON: ${why}` }] };
+    return {
+      ok: false,
+      problems: [{ path: "", message: `the file is not valid JSON: ${why}${where(body, why)}` }],
+    };
   }
   return parseConfig(json, opts);
+}
+
+/** ` (line L, column C)` for a JSON.parse message that gives a character position. */
+function where(text: string, why: string): string {
+  const m = /position (\d+)/.exec(why);
+  if (!m) return "";
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split("\n").length;
+  const column = before.length - before.lastIndexOf("\n");
+  return ` (line ${line}, column ${column})`;
 }
 
 /** `config file check pass`, or one line per problem: `Field.Path: what is wrong`. */

@@ -112,6 +112,25 @@ describe("chronySourcesFor and findNode", () => {
   });
 });
 
+describe("checkConfigText", () => {
+  it("says where a file stops being JSON (a trailing comma, a missing comma)", () => {
+    // The sentence is V8's; the line and column are ours.
+    expect(formatCheck(checkConfigText('{\n  "CPU": 4,\n}\n'))).toMatch(
+      /^the file is not valid JSON: .* \(line 3, column 1\)$/,
+    );
+    expect(formatCheck(checkConfigText('{\n  "CPU": 4\n  "Type": "CephConf"\n}'))).toMatch(
+      /\(line 3, column 3\)$/,
+    );
+    expect(formatCheck(checkConfigText(""))).toMatch(/^the file is not valid JSON: /);
+  });
+
+  it("accepts a file saved with a byte-order mark", () => {
+    expect(formatCheck(checkConfigText(`\uFEFF${sampleConfigText("CephConf")}`))).toBe(
+      "config file check pass",
+    );
+  });
+});
+
 describe("field reference (docs from the schema)", () => {
   it("documents every field, with required flags and defaults", () => {
     const docs = fieldReference();
