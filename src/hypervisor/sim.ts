@@ -241,10 +241,6 @@ export class SimHypervisor implements Hypervisor {
       // A running domain keeps its live settings; the new definition applies at its next start.
       d.xml = domainXml;
       d.persistent = true;
-      if (d.state === "shutoff") {
-        d.image = parsed.image;
-        d.memoryBytes = parsed.memoryBytes;
-      }
       this.domains.set(d.name, d);
       this.emit({ kind: "defined", domain: ref(d) });
       return ref(d);
@@ -259,6 +255,10 @@ export class SimHypervisor implements Hypervisor {
       }
       const failure = this.startFailures.shift();
       if (failure !== undefined) throw new HypervisorError("operation-failed", failure, { domain: name });
+      // A start applies the persistent definition, including one redefined while the domain ran.
+      const parsed = parseSimDomainXml(d.xml);
+      d.image = parsed.image;
+      d.memoryBytes = parsed.memoryBytes;
       this.boot(d, "booted");
     });
   }

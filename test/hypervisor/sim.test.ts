@@ -75,6 +75,22 @@ describe("sim hypervisor lifecycle", () => {
     ]);
   });
 
+  it("a redefinition while running applies at the next start; undefining a running domain makes it transient", async () => {
+    const { a, settle, world } = await running();
+    const otherImage = XML.replace("zstack/mnvm.img", "zstack/other.img");
+    await settle(T.callMs, a.define(otherImage));
+    expect(world.storage.users(IMAGE)).toHaveLength(1);
+    await settle(T.destroyMs, a.destroy(NAME));
+    await settle(T.startMs, a.start(NAME));
+    expect(world.storage.users(IMAGE)).toEqual([]);
+    expect(world.storage.users("zstack/other.img")).toHaveLength(1);
+    await settle(T.callMs, a.undefine(NAME));
+    expect(a.isRunning(NAME)).toBe(true);
+    expect(a.isDefined(NAME)).toBe(false);
+    await settle(T.destroyMs, a.destroy(NAME));
+    expect(await settle(T.callMs, a.state(NAME))).toMatchObject({ code: "no-domain" });
+  });
+
   it("refuses what libvirt refuses, with typed errors", async () => {
     const { a, settle } = await running();
     expect(await settle(T.startMs, a.start(NAME))).toMatchObject({
@@ -247,6 +263,15 @@ describe("sim live migration", () => {
       "2810 ceph-1 undefined zsha-mnvm",
       "2810 ceph-1 job-completed zsha-mnvm",
     ]);
+  });
+
+  it("migrates onto a node that still has an old (shut off) definition of the domain", async () => {
+    const { a, b, settle, world } = await running();
+    await settle(T.callMs, b.define(XML));
+    await settle(T.callMs + T.migrationMs, a.migrate(NAME, "sim://ceph-2"));
+    expect(world.runningOn(NAME)).toEqual(["ceph-2"]);
+    expect(b.isDefined(NAME)).toBe(true);
+    expect(await settle(T.callMs, b.state(NAME))).toEqual({ state: "running", reason: "migrated" });
   });
 
   it("refuses a target that runs the domain, or is unknown or down", async () => {
