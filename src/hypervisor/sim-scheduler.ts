@@ -21,12 +21,14 @@ interface Timer {
 
 /**
  * A virtual clock: time moves only when told. Timers due at the same instant run in the order they were
- * scheduled, so a run is a pure function of its inputs.
+ * scheduled, so a run is a pure function of its inputs. Timers sit in a binary heap ordered by (due
+ * time, scheduling order); cancelled ones are dropped when they reach the top.
  */
 export class ManualScheduler implements SimScheduler {
   private time: number;
   private seq = 0;
-  private timers: Timer[] = [];
+  private live = 0;
+  private readonly heap: Timer[] = [];
 
   constructor(startMs = 0) {
     this.time = startMs;
@@ -38,37 +40,68 @@ export class ManualScheduler implements SimScheduler {
 
   schedule(delayMs: number, fn: () => void): CancelTimer {
     const timer: Timer = { at: this.time + Math.max(0, delayMs), seq: this.seq++, fn, cancelled: false };
-    this.timers.push(timer);
+    this.push(timer);
+    this.live++;
     return () => {
+      if (timer.cancelled) return;
       timer.cancelled = true;
+      this.live--;
     };
   }
 
   /** Number of timers still waiting. */
   pending(): number {
-    return this.timers.filter((t) => !t.cancelled).length;
+    return this.live;
   }
 
   /** Runs every timer due up to `now() + ms` in time order, timers scheduled meanwhile included. */
   advance(ms: number): void {
     const until = this.time + ms;
     for (;;) {
-      const next = this.nextDue(until);
-      if (!next) break;
-      this.time = next.at;
-      next.fn();
+      const top = this.heap[0];
+      if (!top || top.at > until) break;
+      this.pop();
+      if (top.cancelled) continue;
+      top.cancelled = true;
+      this.live--;
+      this.time = top.at;
+      top.fn();
     }
     this.time = until;
   }
 
-  private nextDue(until: number): Timer | undefined {
-    this.timers = this.timers.filter((t) => !t.cancelled);
-    let best: Timer | undefined;
-    for (const t of this.timers) {
-      if (t.at <= until && (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq))) best = t;
+  private before(a: Timer, b: Timer): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+
+  private push(t: Timer): void {
+    const h = this.heap;
+    h.push(t);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(h[i]!, h[parent]!)) break;
+      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      i = parent;
     }
-    if (best) this.timers.splice(this.timers.indexOf(best), 1);
-    return best;
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && this.before(h[l]!, h[m]!)) m = l;
+      if (r < h.length && this.before(h[r]!, h[m]!)) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
   }
 }
 
