@@ -36,7 +36,9 @@ describe("ManualScheduler", () => {
       x = (x * 1103515245 + 12345) % 2 ** 31;
       return x % 1000;
     });
-    delays.forEach((d, i) => s.schedule(d, () => ran.push(i)));
+    delays.forEach((d, i) => {
+      s.schedule(d, () => ran.push(i));
+    });
     s.advance(1000);
     const expected = delays
       .map((d, i) => ({ d, i }))
