@@ -615,7 +615,9 @@ export class Raft {
   }
 
   private leaderPropose(m: Message): void {
-    const local = m.from === NONE || m.from === this.id;
+    // Only a request stepped by our own caller has no sender; one from the network (even our own, forwarded
+    // back to us) must never throw.
+    const local = m.from === NONE;
     try {
       assert(m.entries.length > 0, "empty proposal");
       if (!this.tracker.progress.has(this.id)) {
@@ -778,7 +780,7 @@ export class Raft {
   }
 
   private refuseWithoutLeader(m: Message, what: string): void {
-    if (m.from === NONE || m.from === this.id) {
+    if (m.from === NONE) {
       throw new ProposalError(
         "no-leader",
         `no leader is known to ${this.id} (election in progress); retry the ${what}`,

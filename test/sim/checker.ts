@@ -33,7 +33,10 @@ export class Checker {
   maxCommitted = 0;
   private commitSeen = new Map<NodeId, number>();
 
-  constructor(private readonly onViolation: (what: string) => void) {}
+  constructor(
+    private readonly onViolation: (what: string) => void,
+    private readonly allNodes: () => Iterable<SimRaftNode>,
+  ) {}
 
   violation(what: string): void {
     this.violations.push(what);
@@ -91,6 +94,8 @@ export class Checker {
     const ents = log.slice(index(from), index(c + 1), Number.POSITIVE_INFINITY);
     for (const e of ents) this.recordOne(node.id, e.index, e.term, entryKey(e), "commit");
     this.commitSeen.set(node.id, c);
+    const last = ents[ents.length - 1];
+    if (node.rn!.raft.state === StateType.Leader && last) this.checkCommitSafety(node, last.index, last.term);
   }
 
   private recordOne(id: NodeId, i: number, t: number, key: string, how: string): void {
@@ -116,6 +121,57 @@ export class Checker {
     this.commitSeen.delete(id);
   }
 
+  /**
+   * Leader Completeness for every possible next leader, checked the moment a leader commits (i, t): no
+   * voter lacking that entry may be able to collect a quorum of votes (§5.4.1's up-to-date rule), where
+   * each voter's log is taken at its weakest — what is on its disk, or in its memory — since any member
+   * may crash and restart at any moment. A correct leader only commits entries on a quorum of disks, so
+   * this never fires for it; committing an old-term entry by counting replicas (paper Figure 8) does.
+   */
+  private checkCommitSafety(leader: SimRaftNode, i: Index, t: Term): void {
+    const voters = leader.rn!.raft.tracker.voters;
+    const nodes = [...this.allNodes()].filter((n) => voters.has(n.id));
+    const quorum = Math.floor(voters.size / 2) + 1;
+    const versions = (n: SimRaftNode) => {
+      const v: { lastTerm: number; lastIndex: number; has: boolean }[] = [];
+      const st = n.storage;
+      const sLast = st.lastIndex();
+      v.push({
+        lastTerm: st.term(sLast),
+        lastIndex: sLast,
+        has: hasEntry(i, t, st.firstIndex() - 1, sLast, (x) => st.term(x)),
+      });
+      const log = n.rn?.raft.log;
+      if (log) {
+        v.push({
+          lastTerm: log.lastTerm(),
+          lastIndex: log.lastIndex(),
+          has: hasEntry(i, t, log.firstIndex() - 1, log.lastIndex(), (x) => log.term(x) ?? -1),
+        });
+      }
+      return v;
+    };
+    const upToDate = (
+      a: { lastTerm: number; lastIndex: number },
+      b: { lastTerm: number; lastIndex: number },
+    ) => a.lastTerm > b.lastTerm || (a.lastTerm === b.lastTerm && a.lastIndex >= b.lastIndex);
+    const all = nodes.map((n) => ({ n, vs: versions(n) }));
+    for (const x of all) {
+      for (const xv of x.vs) {
+        if (xv.has) continue;
+        // Voters that would grant x (in some crash/no-crash version of themselves), x included.
+        const granting = all.filter((y) => y === x || y.vs.some((yv) => upToDate(xv, yv)));
+        if (granting.length >= quorum) {
+          this.violation(
+            `commit safety: ${leader.id} committed ${i}/${t} in term ${leader.rn!.raft.term}, but ${x.n.id} lacks it and ` +
+              `could be elected by ${granting.map((g) => g.n.id).join(",")}`,
+          );
+          return;
+        }
+      }
+    }
+  }
+
   private checkLeaderCompleteness(node: SimRaftNode): void {
     const r = node.rn!.raft;
     const log = r.log;
@@ -138,4 +194,11 @@ export class Checker {
       }
     }
   }
+}
+
+/** Whether a log holds entry (i, t); entries compacted into a snapshot are committed ones, so held. */
+function hasEntry(i: Index, t: Term, snapIndex: number, last: number, termOf: (x: Index) => number): boolean {
+  if (i <= snapIndex) return true;
+  if (i > last) return false;
+  return termOf(i) === t;
 }

@@ -64,7 +64,10 @@ export class ClusterSim implements NodeHost {
   constructor(private readonly opts: SimOptions) {
     this.rng = new Rng(opts.seed);
     this.traceSize = opts.traceSize ?? 300;
-    this.checker = new Checker((what) => this.trace(`VIOLATION ${what}`));
+    this.checker = new Checker(
+      (what) => this.trace(`VIOLATION ${what}`),
+      () => this.nodes.values(),
+    );
     this.net = new SimNetwork(this.sched, this.rng.fork(), (to, m) =>
       this.nodes.get(to as NodeId)?.deliver(m),
     );
@@ -89,13 +92,14 @@ export class ClusterSim implements NodeHost {
       raft: {
         electionTick: 10,
         heartbeatTick: 1,
-        maxSizePerMsg: r.pick([1, 200, 4096, 1 << 20]),
+        maxSizePerMsg: r.pick([1, 1, 64, 4096, 1 << 20]),
         maxInflightMsgs: r.pick([1, 4, 256]),
         checkQuorum: true,
         preVote: true,
         learnerPromotionMaxLag: 20,
       },
     };
+    this.freshLeaderCrash = r.pick([0.05, 0.3, 0.6]);
     const voters = Array.from({ length: opts.members }, (_, i) => nodeId(`n${i + 1}`));
     this.nextId = opts.members + 1;
     for (const id of voters) this.addNode(id, MemoryStorage.bootstrap({ voters, learners: [] }));
@@ -125,6 +129,15 @@ export class ClusterSim implements NodeHost {
   }
 
   onReady(node: SimRaftNode, rd: Ready): void {
+    if (
+      rd.softState?.state === StateType.Leader &&
+      this.inFaultPhase &&
+      this.rng.chance(this.freshLeaderCrash)
+    ) {
+      // A leader that dies right after its election, before its first entries spread: the history of the
+      // Raft paper's Figure 8, where counting replicas of an old-term entry would lose it. (80 ms spans fsync + delivery.)
+      this.sched.after(this.rng.real(0, 80), () => this.crash(node, this.rng.int(200, 3000)));
+    }
     if (rd.softState)
       this.trace(
         `${node.id} is ${rd.softState.state} (lead ${rd.softState.lead || "-"}) term ${node.rn!.raft.term}`,
@@ -170,6 +183,9 @@ export class ClusterSim implements NodeHost {
     return this.markerIndex !== undefined && n.alive && n.sm.applied >= this.markerIndex;
   }
   private partitionGen = 0;
+  private inFaultPhase = true;
+  /** Per seed: the chance that a freshly elected leader crashes within 80 ms. */
+  private readonly freshLeaderCrash: number;
 
   run(): SimResult {
     const faultMs = this.opts.faultMs ?? 30_000;
@@ -274,7 +290,8 @@ export class ClusterSim implements NodeHost {
       this.net.partition(a, b);
       this.trace(`partition {${a.join(",")}} | {${b.join(",")}}`);
     } else if (kind === 1) {
-      const x = r.pick(ids);
+      // Isolate the leader half the time: it keeps taking local writes that it cannot replicate.
+      const x = r.chance(0.5) ? (this.leader()?.id ?? r.pick(ids)) : r.pick(ids);
       this.net.partition(
         [x],
         ids.filter((id) => id !== x),
@@ -363,6 +380,7 @@ export class ClusterSim implements NodeHost {
   }
 
   private healAndCheckLiveness(livenessMs: number): void {
+    this.inFaultPhase = false;
     this.partitionGen++;
     this.net.heal();
     this.net.faults = { ...CALM };
