@@ -206,7 +206,9 @@ export class LibvirtHypervisor implements Hypervisor {
       while (running) {
         await Promise.race([sleep(interval), stopped]);
         if (!running) break;
-        const s = await dom.jobStats({ timeoutMs: Math.max(1000, interval * 4) }).catch(() => undefined);
+        // Job stats may wait while qemu's driver holds the domain's job lock (migration phases): a long
+        // timeout, one call at a time, and not waited for once the migration is over.
+        const s = await Promise.race([dom.jobStats({ timeoutMs: 30_000 }).catch(() => undefined), stopped]);
         if (running && s !== undefined && s.type !== "none" && s.type !== "completed")
           onProgress?.(toProgress(s));
       }
@@ -521,14 +523,16 @@ function errorCode(
 
 function toProgress(s: Libvirt.JobStats): MigrationProgress {
   const total = s.dataTotal ?? 0;
-  const processed = s.dataProcessed ?? 0;
+  const remaining = s.dataRemaining ?? total;
   return {
     elapsedMs: s.timeElapsedMs ?? 0,
     dataTotal: total,
-    dataProcessed: processed,
-    dataRemaining: s.dataRemaining ?? Math.max(0, total - processed),
+    dataProcessed: s.dataProcessed ?? 0,
+    dataRemaining: remaining,
     memIteration: s.memoryIteration ?? 0,
-    percent: total > 0 ? Math.min(99, Math.floor((100 * processed) / total)) : 0,
+    // From what is left, not from what was sent: qemu sends zero pages as a flag, so "processed" bytes
+    // stay far below the total (a 64 MiB guest: ~0.6 MB processed) while "remaining" reaches 0.
+    percent: total > 0 ? Math.min(99, Math.floor((100 * (total - remaining)) / total)) : 0,
   };
 }
 

@@ -2,7 +2,8 @@
  * A libvirt connection with a promise API.
  *
  * Threads (see src/native/core.h): each connection owns one worker thread that runs its libvirt calls
- * one at a time; a migration runs on a thread of its own so that job stats and abort work meanwhile.
+ * one at a time. Side calls get a one-shot thread of their own: the migration, and job stats and abort,
+ * which qemu's driver may hold back during a migration; so none of them can hold up the others.
  * libvirt's event loop runs on a process-wide thread. Nothing here blocks the JS thread.
  *
  * Timeouts: every call takes `timeoutMs` (else the connection's default). When it passes the promise

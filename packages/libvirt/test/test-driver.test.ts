@@ -199,6 +199,18 @@ describe("libvirt binding on the test driver", () => {
     await slow;
   });
 
+  it("runs job stats and abort on threads of their own, not behind a busy worker", async () => {
+    const conn = await connect(5000);
+    const alpha = await conn.lookupDomainByName("alpha");
+    const busy = conn.occupyWorkerForTest(1000, { timeoutMs: 5000 });
+    const t0 = performance.now();
+    // The test driver has no jobs: the point is that the answer comes while the worker is still busy.
+    expect((await rejection(alpha.jobStats())).codeName).toBe("VIR_ERR_NO_SUPPORT");
+    expect((await rejection(alpha.abortJob())).codeName).toBe("VIR_ERR_NO_SUPPORT");
+    expect(performance.now() - t0).toBeLessThan(500);
+    await busy;
+  });
+
   it("rejects pending and later calls once closed; close is idempotent", async () => {
     const conn = await open(HOST_URI, { timeoutMs: 5000 });
     const pending = conn.occupyWorkerForTest(300, { timeoutMs: 5000 });

@@ -180,13 +180,13 @@ NativeConnection::NativeConnection(const Napi::CallbackInfo& info) : Napi::Objec
 
 std::shared_ptr<Job> NativeConnection::NewJob(Napi::Env env) { return std::make_shared<Job>(env); }
 
-Napi::Value NativeConnection::Run(const Napi::CallbackInfo& info, std::shared_ptr<Job> job, bool longJob) {
-  return core_->Submit(info.Env(), std::move(job), TimeoutArg(info), longJob);
+Napi::Value NativeConnection::Run(const Napi::CallbackInfo& info, std::shared_ptr<Job> job, bool sideJob) {
+  return core_->Submit(info.Env(), std::move(job), TimeoutArg(info), sideJob);
 }
 
 // A job on one domain, looked up by UUID inside the job.
 Napi::Value NativeConnection::RunOnDomain(const Napi::CallbackInfo& info, std::function<void(Job&, virDomainPtr)> body,
-                                          std::function<Napi::Value(Napi::Env)> finish, bool longJob) {
+                                          std::function<Napi::Value(Napi::Env)> finish, bool sideJob) {
   std::string uuid = StringArg(info, 0, "uuid");
   auto job = NewJob(info.Env());
   auto core = core_;
@@ -197,7 +197,7 @@ Napi::Value NativeConnection::RunOnDomain(const Napi::CallbackInfo& info, std::f
     virDomainFree(dom);
   };
   job->finish = std::move(finish);
-  return Run(info, job, longJob);
+  return Run(info, job, sideJob);
 }
 
 // open(uri, readOnly, keepAliveIntervalSec, keepAliveCount, timeoutMs)
@@ -373,11 +373,11 @@ ZSHA_SIMPLE_DOMAIN_CALL(DomainShutdown, virDomainShutdownFlags)
 ZSHA_SIMPLE_DOMAIN_CALL(DomainDestroy, virDomainDestroyFlags)
 ZSHA_SIMPLE_DOMAIN_CALL(DomainUndefine, virDomainUndefineFlags)
 
-// domainAbortJob(uuid, timeoutMs)
+// domainAbortJob(uuid, timeoutMs): a side job (see core.h), so it never waits behind job stats.
 Napi::Value NativeConnection::DomainAbortJob(const Napi::CallbackInfo& info) {
   return RunOnDomain(
       info, [](Job& j, virDomainPtr d) { if (virDomainAbortJob(d) < 0) j.FailLibvirt("virDomainAbortJob"); }, nullptr,
-      false);
+      true);
 }
 
 // domainState(uuid, timeoutMs) -> { state, reason } (virDomainState and the matching reason enum)
@@ -412,7 +412,8 @@ Napi::Value NativeConnection::DomainXML(const Napi::CallbackInfo& info) {
       [out](Napi::Env env) { return Napi::String::New(env, *out); }, false);
 }
 
-// domainJobStats(uuid, flags, timeoutMs) -> { type, stats: { name: value } }
+// domainJobStats(uuid, flags, timeoutMs) -> { type, stats: { name: value } }. A side job (see core.h):
+// during a migration qemu's driver may make it wait for the domain's job lock.
 Napi::Value NativeConnection::DomainJobStats(const Napi::CallbackInfo& info) {
   unsigned int flags = FlagsArg(info, 1);
   struct Out {
@@ -435,7 +436,7 @@ Napi::Value NativeConnection::DomainJobStats(const Napi::CallbackInfo& info) {
         o.Set("stats", ParamsToJs(env, out->stats));
         return o;
       },
-      false);
+      true);
 }
 
 // domainSetUserPassword(uuid, user, password, flags, timeoutMs)

@@ -16,9 +16,9 @@ class NativeConnection : public Napi::ObjectWrap<NativeConnection> {
 
  private:
   std::shared_ptr<Job> NewJob(Napi::Env env);
-  Napi::Value Run(const Napi::CallbackInfo& info, std::shared_ptr<Job> job, bool longJob);
+  Napi::Value Run(const Napi::CallbackInfo& info, std::shared_ptr<Job> job, bool sideJob);
   Napi::Value RunOnDomain(const Napi::CallbackInfo& info, std::function<void(Job&, virDomainPtr)> body,
-                          std::function<Napi::Value(Napi::Env)> finish, bool longJob);
+                          std::function<Napi::Value(Napi::Env)> finish, bool sideJob);
   Napi::Value DomainIdJob(const Napi::CallbackInfo& info, std::function<virDomainPtr(virConnectPtr)> get,
                           const char* what);
   Napi::Value SecretJob(const Napi::CallbackInfo& info, std::function<int(virSecretPtr)> body, const char* what);

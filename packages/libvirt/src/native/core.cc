@@ -85,7 +85,10 @@ void Worker::Loop() {
       busy_ = false;
     }
     core_->Complete(std::move(job));
-    if (oneShot_) break;
+    if (oneShot_) {
+      core_->sideThreads--;
+      break;
+    }
   }
   // Drop the reference to the core from this thread; the core may be freed here.
   core_.reset();
@@ -107,7 +110,7 @@ bool Core::Closed() {
   return closed_;
 }
 
-Napi::Value Core::Submit(Napi::Env env, std::shared_ptr<Job> job, double timeoutMs, bool longJob) {
+Napi::Value Core::Submit(Napi::Env env, std::shared_ptr<Job> job, double timeoutMs, bool sideJob) {
   Napi::Promise promise = job->deferred.Promise();
   if (!(timeoutMs > 0)) {
     job->deferred.Reject(ToJsError(env, {"invalid-argument", 0, 0, 0, "timeoutMs must be a positive number"}).Value());
@@ -118,7 +121,15 @@ Napi::Value Core::Submit(Napi::Env env, std::shared_ptr<Job> job, double timeout
     job->deferred.Reject(ToJsError(env, {"closed", 0, 0, 0, "the connection is closed"}).Value());
     return promise;
   }
-  if (longJob) {
+  if (sideJob) {
+    if (sideThreads.load() >= kMaxSideThreads) {
+      job->deferred.Reject(ToJsError(env, {"wedged", 0, 0, 0,
+                                           "too many calls on this connection are still waiting for libvirt; "
+                                           "close the connection and open a new one"})
+                               .Value());
+      return promise;
+    }
+    sideThreads++;
     auto worker = std::make_shared<Worker>(shared_from_this(), true);
     worker->Enqueue(job);
     worker->Start();

@@ -6,14 +6,18 @@
 // - Results and events reach JS only through the connection's ThreadSafeFunction (Core::Deliver).
 // - A Worker runs one job at a time. If the running job has outlived its deadline the worker counts as
 //   wedged: new calls on it fail fast (kind "wedged") instead of queueing behind a call that may never
-//   return. Jobs whose deadline passes while queued are skipped. Long jobs (migration) get a one-shot
-//   thread of their own so that job stats and abort keep working meanwhile.
+//   return. Jobs whose deadline passes while queued are skipped.
+// - Side jobs get a one-shot thread of their own: the migration (it lasts seconds to minutes), and job
+//   stats and abort, which qemu's driver may hold back while it owns the domain's job lock during a
+//   migration. So a migration never wedges the worker, and abort is never queued behind a stats call.
+//   At most kMaxSideThreads run per connection; past that, calls are refused (kind "wedged").
 #pragma once
 
 #include <libvirt/libvirt.h>
 #include <napi.h>
 
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -24,6 +28,8 @@
 namespace zsha {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr int kMaxSideThreads = 16;
 
 // An error as it crosses to JS: either libvirt's own (code/domain/level from virError) or the binding's
 // (kind "timeout", "wedged", "closed", "invalid-argument").
@@ -94,9 +100,11 @@ class Core : public std::enable_shared_from_this<Core> {
   Core(Napi::Env env, Napi::Function onEvent);
   void StartMainWorker();
 
-  // Queues a job on the connection's worker (or, when long, on a one-shot thread of its own).
+  // Queues a job on the connection's worker (or, for a side job, on a one-shot thread of its own).
   // Returns the promise; rejects at once when the connection is closed or its worker is wedged.
-  Napi::Value Submit(Napi::Env env, std::shared_ptr<Job> job, double timeoutMs, bool longJob);
+  Napi::Value Submit(Napi::Env env, std::shared_ptr<Job> job, double timeoutMs, bool sideJob);
+  // One-shot threads in flight (a side job's thread ends after its job).
+  std::atomic<int> sideThreads{0};
   // Called by a worker when a job is done: settles its promise on the JS thread.
   void Complete(std::shared_ptr<Job> job);
   // Runs `fn` on the JS thread, unless the channel is already released (then it is dropped).
