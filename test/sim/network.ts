@@ -62,7 +62,12 @@ export class SimNetwork<M> {
 
   /** Symmetric partition: no traffic between any node of `a` and any of `b`. */
   partition(a: readonly string[], b: readonly string[]): void {
-    for (const x of a) for (const y of b) this.blockOneWay(x, y), this.blockOneWay(y, x);
+    for (const x of a) {
+      for (const y of b) {
+        this.blockOneWay(x, y);
+        this.blockOneWay(y, x);
+      }
+    }
   }
 
   blockOneWay(from: string, to: string): void {
