@@ -149,4 +149,19 @@ describe.skipIf(unavailable !== undefined)("LibvirtHypervisor on real libvirtds"
         `(downtime ${result.downtimeMs ?? "?"} ms, ${progress.length} progress reports), destroy ${Math.round(destroyMs)} ms`,
     );
   }, 150_000);
+
+  it("reconnects after libvirtd restarts, keeping its listeners", async () => {
+    const [a] = hvs;
+    const [daemonA] = daemons;
+    if (a === undefined || daemonA === undefined) throw new Error("setup");
+    const events: DomainEvent[] = [];
+    a.onEvent((e) => events.push(e));
+    await daemonA.restart();
+    await until("connection-closed", () => events.some((e) => e.kind === "connection-closed"));
+    expect(events).toContainEqual({ kind: "connection-closed", reason: "eof" });
+    expect(typeof (await a.hostname())).toBe("string");
+    await a.define(tinyGuestXml("zsha-hv-after-restart"));
+    await until("defined after reconnecting", () => events.some((e) => e.kind === "defined"));
+    await a.undefine("zsha-hv-after-restart");
+  }, 120_000);
 });

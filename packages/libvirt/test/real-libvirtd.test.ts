@@ -105,6 +105,30 @@ describe.skipIf(unavailable !== undefined)("libvirt binding on a real libvirtd (
   });
 });
 
+describe.skipIf(unavailable !== undefined)("connection loss on a real libvirtd", () => {
+  let daemon: Daemon | undefined;
+
+  afterAll(async () => {
+    await daemon?.stop();
+  }, 60_000);
+
+  it("delivers the close event when libvirtd goes away, and the connection then refuses calls", async () => {
+    daemon = await startDaemon();
+    const conn = await open(daemon.uri, { timeoutMs: 30_000, keepAlive: { intervalSec: 1, count: 3 } });
+    const events = collect(conn);
+    await daemon.restart();
+    const closed = await waitFor("close event", () => events.find((e) => e.type === "close"));
+    expect(closed).toEqual({ type: "close", reason: "eof" });
+    const err = await conn.hostname({ timeoutMs: 5000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(LibvirtError);
+    await conn.close({ timeoutMs: 5000 });
+    // The restarted daemon takes new connections.
+    const again = await open(daemon.uri, { timeoutMs: 30_000 });
+    expect(typeof (await again.hostname())).toBe("string");
+    await again.close();
+  }, 120_000);
+});
+
 describe.skipIf(unavailable !== undefined)("live migration between two real libvirtds", () => {
   let net: NetPair | undefined;
   const daemons: Daemon[] = [];

@@ -38,6 +38,8 @@ export interface Daemon {
   readonly tcpUri: string | undefined;
   /** The daemon's log, for failure messages. */
   log(): string;
+  /** Stops libvirtd (SIGTERM) and starts it again on the same folder, like a service restart. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -116,16 +118,40 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   ].join("\n");
   const argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script];
   const cmd = opts.netns === undefined ? argv : ["ip", "netns", "exec", opts.netns, ...argv];
-  const out = openSync(join(dir, "stdout.log"), "a");
-  const child: ChildProcess = spawn(cmd[0] as string, cmd.slice(1), { stdio: ["ignore", out, out] });
-  let exited = false;
-  child.on("exit", () => {
-    exited = true;
-  });
+  const socketPath = join(sock, "libvirt-sock");
+  let proc = { child: undefined as ChildProcess | undefined, exited: true };
+
+  const launch = async () => {
+    rmSync(socketPath, { force: true });
+    const out = openSync(join(dir, "stdout.log"), "a");
+    const child = spawn(cmd[0] as string, cmd.slice(1), { stdio: ["ignore", out, out] });
+    const p = { child, exited: false };
+    child.on("exit", () => {
+      p.exited = true;
+    });
+    proc = p;
+    const deadline = Date.now() + 20_000;
+    while (!existsSync(socketPath)) {
+      if (p.exited) throw new Error(`libvirtd exited at start:\n${daemon.log()}`);
+      if (Date.now() > deadline)
+        throw new Error(`libvirtd did not create its socket within 20 s:\n${daemon.log()}`);
+      await sleep(50);
+    }
+  };
+  // SIGTERM, then SIGKILL after 5 s. qemu processes are not touched (they outlive libvirtd anyway).
+  const terminate = async () => {
+    const p = proc;
+    if (p.exited || p.child === undefined) return;
+    p.child.kill("SIGTERM");
+    const deadline = Date.now() + 5000;
+    while (!p.exited && Date.now() < deadline) await sleep(50);
+    if (!p.exited) p.child.kill("SIGKILL");
+    while (!p.exited) await sleep(20);
+  };
 
   const daemon: Daemon = {
     dir,
-    uri: `qemu:///system?socket=${join(sock, "libvirt-sock")}`,
+    uri: `qemu:///system?socket=${socketPath}`,
     tcpUri: tcp ? `qemu+tcp://${opts.address}/system` : undefined,
     log: () => {
       const parts: string[] = [];
@@ -134,28 +160,20 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       }
       return parts.join("\n");
     },
+    restart: async () => {
+      await terminate();
+      await launch();
+    },
     stop: async () => {
       killQemus(dir);
-      if (!exited) {
-        child.kill("SIGTERM");
-        const deadline = Date.now() + 5000;
-        while (!exited && Date.now() < deadline) await sleep(50);
-        if (!exited) child.kill("SIGKILL");
-        while (!exited) await sleep(20);
-      }
+      await terminate();
       killQemus(dir);
       // The mount namespace goes away with its last process; retry while it is being torn down.
       rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     },
   };
   try {
-    const deadline = Date.now() + 20_000;
-    while (!existsSync(join(sock, "libvirt-sock"))) {
-      if (exited) throw new Error(`libvirtd exited at start:\n${daemon.log()}`);
-      if (Date.now() > deadline)
-        throw new Error(`libvirtd did not create its socket within 20 s:\n${daemon.log()}`);
-      await sleep(50);
-    }
+    await launch();
   } catch (err) {
     await daemon.stop();
     throw err;
