@@ -65,6 +65,17 @@ export async function loadLibvirt(specifier = "@zsha/libvirt"): Promise<LibvirtL
   }
 }
 
+/**
+ * The line the agent logs at start to say which hypervisor driver it runs, e.g.
+ * `hypervisor driver: libvirt (libvirt 9.0.0, qemu:///system)` or
+ * `hypervisor driver: simulated (libvirt unavailable: @zsha/libvirt is not installed …)`.
+ */
+export function hypervisorDriverLine(load: LibvirtLoadResult, uri: string): string {
+  return load.ok
+    ? `hypervisor driver: libvirt (libvirt ${load.version}, ${uri})`
+    : `hypervisor driver: simulated (libvirt unavailable: ${load.reason})`;
+}
+
 export interface LibvirtHypervisorOptions {
   /** e.g. `qemu:///system`. */
   readonly uri: string;

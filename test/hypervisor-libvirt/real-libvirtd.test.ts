@@ -94,8 +94,8 @@ describe.skipIf(unavailable !== undefined)("LibvirtHypervisor on real libvirtds"
     await a.abortJob(name); // no job: resolves
 
     // Abort once memory is being copied: the migration fails and the guest stays on the source.
-    // (Aborted earlier, while the destination is being prepared, libvirt 9 has been seen to keep the job
-    // waiting for minutes; the timeout below bounds that.)
+    // (Seen here: an abort sent while the destination is still being prepared only takes effect
+    // seconds later, once the destination qemu runs; aborting during the copy is the case that matters.)
     let aborted = false;
     const abortedRun = await a
       .migrate(

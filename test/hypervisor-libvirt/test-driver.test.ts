@@ -3,7 +3,12 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { type DomainEvent, HypervisorError } from "../../src/hypervisor/hypervisor.js";
-import { LibvirtHypervisor, type LibvirtModule, loadLibvirt } from "../../src/hypervisor/libvirt.js";
+import {
+  hypervisorDriverLine,
+  LibvirtHypervisor,
+  type LibvirtModule,
+  loadLibvirt,
+} from "../../src/hypervisor/libvirt.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const URI = `test://${join(here, "fixtures", "host.xml")}`;
@@ -61,6 +66,12 @@ describe("loadLibvirt", () => {
     expect(loaded.ok).toBe(false);
     if (!loaded.ok)
       expect(loaded.reason).toMatch(/@zsha\/libvirt-not-installed is not installed .*libvirt-dev/);
+    expect(hypervisorDriverLine(loaded, "qemu:///system")).toMatch(
+      /^hypervisor driver: simulated \(libvirt unavailable: @zsha\/libvirt-not-installed is not installed/,
+    );
+    expect(hypervisorDriverLine(await loadLibvirt(), "qemu:///system")).toMatch(
+      /^hypervisor driver: libvirt \(libvirt \d+\.\d+\.\d+, qemu:\/\/\/system\)$/,
+    );
   });
 });
 
