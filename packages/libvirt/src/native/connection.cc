@@ -125,7 +125,7 @@ void OnClose(virConnectPtr, int reason, void* opaque) {
 // Worker side of close: deregister everything (a registered callback holds a reference that would keep
 // the connection open), then close.
 void CloseOnWorker(Core& core) {
-  virConnectPtr conn = core.conn;
+  virConnectPtr conn = core.TakeConn();
   if (conn == nullptr) return;
   if (core.lifecycleCb >= 0) virConnectDomainEventDeregisterAny(conn, core.lifecycleCb);
   if (core.jobCompletedCb >= 0) virConnectDomainEventDeregisterAny(conn, core.jobCompletedCb);
@@ -134,7 +134,6 @@ void CloseOnWorker(Core& core) {
   core.lifecycleCb = core.jobCompletedCb = core.migrationIterationCb = -1;
   core.closeCbRegistered = false;
   virConnectClose(conn);
-  core.conn = nullptr;
 }
 
 }  // namespace
@@ -191,10 +190,16 @@ Napi::Value NativeConnection::RunOnDomain(const Napi::CallbackInfo& info, std::f
   auto job = NewJob(info.Env());
   auto core = core_;
   job->run = [core, uuid, body](Job& j) {
-    virDomainPtr dom = virDomainLookupByUUIDString(core->conn, uuid.c_str());
-    if (dom == nullptr) return j.FailLibvirt("virDomainLookupByUUIDString");
-    body(j, dom);
-    virDomainFree(dom);
+    virConnectPtr conn = core->AcquireConn();
+    if (conn == nullptr) return j.Fail("closed", "the connection is closed");
+    virDomainPtr dom = virDomainLookupByUUIDString(conn, uuid.c_str());
+    if (dom == nullptr) {
+      j.FailLibvirt("virDomainLookupByUUIDString");
+    } else {
+      body(j, dom);
+      virDomainFree(dom);
+    }
+    virConnectClose(conn);  // drops this job's reference only
   };
   job->finish = std::move(finish);
   return Run(info, job, sideJob);
@@ -211,7 +216,7 @@ Napi::Value NativeConnection::Open(const Napi::CallbackInfo& info) {
   job->run = [core, uri, readOnly, kaInterval, kaCount](Job& j) {
     virConnectPtr conn = virConnectOpenAuth(uri.c_str(), nullptr, readOnly ? VIR_CONNECT_RO : 0);
     if (conn == nullptr) return j.FailLibvirt("virConnectOpen");
-    core->conn = conn;
+    core->SetConn(conn);
     auto reg = [&](int id, virConnectDomainEventGenericCallback cb) {
       return virConnectDomainEventRegisterAny(conn, nullptr, id, cb, new WeakCore(core), FreeWeakCore);
     };
@@ -265,7 +270,7 @@ Napi::Value NativeConnection::Hostname(const Napi::CallbackInfo& info) {
   auto core = core_;
   auto out = std::make_shared<std::string>();
   job->run = [core, out](Job& j) {
-    char* h = virConnectGetHostname(core->conn);
+    char* h = virConnectGetHostname(core->Conn());
     if (h == nullptr) return j.FailLibvirt("virConnectGetHostname");
     *out = h;
     free(h);
@@ -285,9 +290,9 @@ Napi::Value NativeConnection::Versions(const Napi::CallbackInfo& info) {
   auto out = std::make_shared<Out>();
   job->run = [core, out](Job& j) {
     if (virGetVersion(&out->library, nullptr, nullptr) < 0) return j.FailLibvirt("virGetVersion");
-    if (virConnectGetLibVersion(core->conn, &out->daemon) < 0) return j.FailLibvirt("virConnectGetLibVersion");
-    if (virConnectGetVersion(core->conn, &out->hypervisor) < 0) return j.FailLibvirt("virConnectGetVersion");
-    const char* type = virConnectGetType(core->conn);
+    if (virConnectGetLibVersion(core->Conn(), &out->daemon) < 0) return j.FailLibvirt("virConnectGetLibVersion");
+    if (virConnectGetVersion(core->Conn(), &out->hypervisor) < 0) return j.FailLibvirt("virConnectGetVersion");
+    const char* type = virConnectGetType(core->Conn());
     if (type == nullptr) return j.FailLibvirt("virConnectGetType");
     out->type = type;
   };
@@ -308,7 +313,7 @@ Napi::Value NativeConnection::DomainIdJob(const Napi::CallbackInfo& info,
   auto core = core_;
   auto out = std::make_shared<DomainId>();
   job->run = [core, out, get, what](Job& j) {
-    virDomainPtr dom = get(core->conn);
+    virDomainPtr dom = get(core->Conn());
     if (dom == nullptr) return j.FailLibvirt(what);
     *out = IdOf(dom);
     virDomainFree(dom);
@@ -343,7 +348,7 @@ Napi::Value NativeConnection::ListDomains(const Napi::CallbackInfo& info) {
   auto out = std::make_shared<std::vector<DomainId>>();
   job->run = [core, out, flags](Job& j) {
     virDomainPtr* doms = nullptr;
-    int n = virConnectListAllDomains(core->conn, &doms, flags);
+    int n = virConnectListAllDomains(core->Conn(), &doms, flags);
     if (n < 0) return j.FailLibvirt("virConnectListAllDomains");
     for (int i = 0; i < n; i++) {
       out->push_back(IdOf(doms[i]));
@@ -498,7 +503,7 @@ Napi::Value NativeConnection::SecretDefineXML(const Napi::CallbackInfo& info) {
   auto core = core_;
   auto out = std::make_shared<std::string>();
   job->run = [core, xml, out](Job& j) {
-    virSecretPtr s = virSecretDefineXML(core->conn, xml.c_str(), 0);
+    virSecretPtr s = virSecretDefineXML(core->Conn(), xml.c_str(), 0);
     if (s == nullptr) return j.FailLibvirt("virSecretDefineXML");
     char uuid[VIR_UUID_STRING_BUFLEN] = {0};
     if (virSecretGetUUIDString(s, uuid) < 0) j.FailLibvirt("virSecretGetUUIDString");
@@ -515,7 +520,7 @@ Napi::Value NativeConnection::SecretJob(const Napi::CallbackInfo& info, std::fun
   auto job = NewJob(info.Env());
   auto core = core_;
   job->run = [core, uuid, body, what](Job& j) {
-    virSecretPtr s = virSecretLookupByUUIDString(core->conn, uuid.c_str());
+    virSecretPtr s = virSecretLookupByUUIDString(core->Conn(), uuid.c_str());
     if (s == nullptr) return j.FailLibvirt("virSecretLookupByUUIDString");
     if (body(s) < 0) j.FailLibvirt(what);
     virSecretFree(s);

@@ -105,6 +105,30 @@ void Core::StartMainWorker() {
   main_->Start();
 }
 
+virConnectPtr Core::Conn() {
+  std::lock_guard<std::mutex> lock(connMu_);
+  return conn_;
+}
+
+void Core::SetConn(virConnectPtr conn) {
+  std::lock_guard<std::mutex> lock(connMu_);
+  conn_ = conn;
+}
+
+virConnectPtr Core::AcquireConn() {
+  std::lock_guard<std::mutex> lock(connMu_);
+  // virConnectRef only counts a reference (no I/O), so holding the mutex across it is cheap.
+  if (conn_ != nullptr && virConnectRef(conn_) < 0) return nullptr;
+  return conn_;
+}
+
+virConnectPtr Core::TakeConn() {
+  std::lock_guard<std::mutex> lock(connMu_);
+  virConnectPtr conn = conn_;
+  conn_ = nullptr;
+  return conn;
+}
+
 bool Core::Closed() {
   std::lock_guard<std::mutex> lock(mu_);
   return closed_;

@@ -115,8 +115,14 @@ class Core : public std::enable_shared_from_this<Core> {
   void Shutdown();
   bool Closed();
 
-  // The libvirt connection; set and cleared on the main worker only.
-  virConnectPtr conn = nullptr;
+  // The libvirt connection. Set, used and closed on the main worker; side jobs (other threads) take a
+  // reference of their own for the duration of their job, so a close cannot free it under them.
+  virConnectPtr Conn();
+  void SetConn(virConnectPtr conn);
+  // Side jobs: the connection with a reference taken (release with virConnectClose), or null if closed.
+  virConnectPtr AcquireConn();
+  // Close: hands over the connection and clears it.
+  virConnectPtr TakeConn();
   int lifecycleCb = -1;
   int jobCompletedCb = -1;
   int migrationIterationCb = -1;
@@ -124,6 +130,8 @@ class Core : public std::enable_shared_from_this<Core> {
 
  private:
   std::mutex mu_;
+  std::mutex connMu_;
+  virConnectPtr conn_ = nullptr;
   Napi::ThreadSafeFunction tsfn_;
   bool released_ = false;
   bool closed_ = false;
