@@ -1,0 +1,25 @@
+// Minimal reproductions of defects found in src/raft by the unit and paper tests. Each test states the rule
+// it checks and the observed behaviour; they fail until the core is fixed, and must pass afterwards.
+
+import { describe, expect, it } from "vitest";
+import { ConfChangeType, MessageType, nodeId, StateType } from "../../src/raft/index.js";
+import { Cluster } from "./harness.js";
+
+describe("found bugs", () => {
+  it("§6 removing the leader: its TimeoutNow handover elects a successor without waiting for an election timeout", () => {
+    // The removed leader applies its own removal, sends TimeoutNow to the most up-to-date voter (b) and
+    // steps down. But the append that told b the removal is committed reaches b just before the TimeoutNow,
+    // and b steps both before its next Ready: b then has a committed-but-unapplied conf change, so hup()
+    // defers the campaign — and the TimeoutNow is simply forgotten. The cluster then sits leaderless for a
+    // whole randomized election timeout, the very wait the handover exists to avoid.
+    const cl = new Cluster({ voters: ["a", "b", "c"] });
+    cl.elect("a");
+    cl.proposeConfChange("a", { type: ConfChangeType.RemoveNode, nodeId: nodeId("a") });
+    cl.stabilize();
+    const timeoutNow = cl.delivered.filter((m) => m.type === MessageType.TimeoutNow);
+    expect(timeoutNow.map((m) => [m.from, m.to])).toEqual([["a", "b"]]);
+    expect(cl.state("a")).toBe(StateType.Follower);
+    // No tick has passed: only the handover can have elected b.
+    expect(cl.leader()).toBe("b");
+  });
+});
