@@ -9,7 +9,7 @@
  * the folder. It is safe to call after a failed start and more than once.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
@@ -209,7 +209,8 @@ export interface NetPair {
 }
 
 export function createNetPair(): NetPair {
-  const tag = `${process.pid % 100000}`;
+  // Unique per call (test files may run side by side); veth names must stay within 15 characters.
+  const tag = `${process.pid % 100000}${randomBytes(2).toString("hex")}`;
   const a = { ns: `zsha-lv${tag}a`, address: "10.88.0.1" };
   const b = { ns: `zsha-lv${tag}b`, address: "10.88.0.2" };
   const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
