@@ -253,6 +253,20 @@ describe("process lifetime", () => {
     expect(r.code).toBe(0);
   });
 
+  it("survives a worker thread that exits with a call still running on its connection", async () => {
+    const out = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const p = spawn(process.execPath, [join(here, "fixtures", "worker-exit-child.mjs"), HOST_URI], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let text = "";
+      p.stdout.on("data", (d: Buffer) => {
+        text += d.toString();
+      });
+      p.on("exit", (code) => resolve({ code, out: text }));
+    });
+    expect(out).toEqual({ code: 0, out: "survived\n" });
+  });
+
   it("stays alive while a connection is open (the control for the test above)", async () => {
     const r = await runChild("keep-open", 4000);
     expect(r.out).toContain("events:started/booted");

@@ -1,4 +1,5 @@
 // Module entry: libvirt's process-wide setup and its event-loop thread.
+#include <dlfcn.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <napi.h>
@@ -22,7 +23,18 @@ void SilentErrorHandler(void*, virErrorPtr) {}
 // default event loop implementation (it must exist before the first connection is opened, or keepalive
 // and events never run) and drive it from a thread of its own. The thread is detached and runs until
 // the process exits; it holds no handle of Node's event loop, so it never keeps the process alive.
+// Node unloads an addon (dlclose) when the worker thread that loaded it exits. Our threads outlive any
+// one JS environment (the event loop runs for the process; a worker may still be inside libvirt), so
+// the addon, and libvirt with it, must stay mapped: take a reference on ourselves that is never dropped.
+void PinAddon() {
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&PinAddon), &self) != 0 && self.dli_fname != nullptr) {
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE);
+  }
+}
+
 void InitLibvirt() {
+  PinAddon();
   if (virInitialize() < 0) {
     initError = "virInitialize failed";
     return;

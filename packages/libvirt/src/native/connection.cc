@@ -173,8 +173,8 @@ NativeConnection::NativeConnection(const Napi::CallbackInfo& info) : Napi::Objec
   if (info.Length() < 1 || !info[0].IsFunction()) {
     throw Napi::TypeError::New(info.Env(), "onEvent must be a function");
   }
-  core_ = std::make_shared<Core>(info.Env(), info[0].As<Napi::Function>());
-  core_->StartMainWorker();
+  core_ = std::make_shared<Core>();
+  core_->Start(info.Env(), info[0].As<Napi::Function>());
 }
 
 std::shared_ptr<Job> NativeConnection::NewJob(Napi::Env env) { return std::make_shared<Job>(env); }

@@ -94,15 +94,27 @@ void Worker::Loop() {
   core_.reset();
 }
 
-Core::Core(Napi::Env env, Napi::Function onEvent) {
-  // The channel keeps the process alive while the connection is open (like a socket) and is released
-  // by close, so a program that closes its connections exits on its own.
-  tsfn_ = Napi::ThreadSafeFunction::New(env, onEvent, "zsha-libvirt", 0, 1);
-}
+Core::Core() = default;
 
-void Core::StartMainWorker() {
+void Core::Start(Napi::Env env, Napi::Function onEvent) {
+  // The channel keeps the process alive while the connection is open (like a socket) and is released
+  // by close, so a program that closes its connections exits on its own. Its finalizer also runs when
+  // the JS environment goes away first (a worker thread exiting with the connection open): from then on
+  // deliveries are dropped instead of going to a dead channel.
+  auto* weak = new std::weak_ptr<Core>(shared_from_this());
+  tsfn_ = Napi::ThreadSafeFunction::New(env, onEvent, "zsha-libvirt", 0, 1, weak,
+                                        [](Napi::Env, std::weak_ptr<Core>* w) {
+                                          if (auto core = w->lock()) core->ChannelGone();
+                                          delete w;
+                                        });
   main_ = std::make_shared<Worker>(shared_from_this(), false);
   main_->Start();
+}
+
+void Core::ChannelGone() {
+  std::lock_guard<std::mutex> lock(mu_);
+  released_ = true;
+  closed_ = true;
 }
 
 virConnectPtr Core::Conn() {

@@ -97,8 +97,9 @@ class Core : public std::enable_shared_from_this<Core> {
  public:
   using Delivery = std::function<void(Napi::Env, Napi::Function)>;
 
-  Core(Napi::Env env, Napi::Function onEvent);
-  void StartMainWorker();
+  Core();
+  // Opens the channel to JS and starts the connection's worker thread.
+  void Start(Napi::Env env, Napi::Function onEvent);
 
   // Queues a job on the connection's worker (or, for a side job, on a one-shot thread of its own).
   // Returns the promise; rejects at once when the connection is closed or its worker is wedged.
@@ -114,6 +115,8 @@ class Core : public std::enable_shared_from_this<Core> {
   // JS thread: refuse new calls and let the worker end after the queued ones.
   void Shutdown();
   bool Closed();
+  // The channel's finalizer ran: nothing may be delivered any more.
+  void ChannelGone();
 
   // The libvirt connection. Set, used and closed on the main worker; side jobs (other threads) take a
   // reference of their own for the duration of their job, so a close cannot free it under them.
