@@ -92,6 +92,17 @@ describe.skipIf(unavailable !== undefined)("LibvirtHypervisor on real libvirtds"
       (await a.agentCommand(name, '{"execute":"guest-ping"}', { timeoutMs: 4000 }).catch((e) => e)).code,
     ).toBe("agent-unavailable");
     await a.abortJob(name); // no job: resolves
+    expect(await codeOf(a.setUserPassword(name, "root", "pw", { timeoutMs: 4000 }))).toBe(
+      "agent-unavailable",
+    );
+    const secret = {
+      uuid: "5a0c7b1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b",
+      usageName: "client.zsha secret",
+      keyBase64: "AQBb2nJjAAAAABAA8+zqzq1zy+F0GkFNk2ZQ6A==",
+    };
+    await a.setCephSecret(secret);
+    await a.setCephSecret(secret); // redefining the same secret updates it
+    expect(await codeOf(a.setCephSecret({ ...secret, keyBase64: "" }))).toBe("operation-failed");
 
     // Abort once memory is being copied: the migration fails and the guest stays on the source.
     // (Seen here: an abort sent while the destination is still being prepared only takes effect
