@@ -23,3 +23,20 @@ describe("found bugs", () => {
     expect(cl.leader()).toBe("b");
   });
 });
+
+describe("found bugs: ReadIndex request ids", () => {
+  it("thesis §6.4: reads from two followers that happen to use the same request id are both answered", () => {
+    // Request ids are chosen by each caller (typically a per-node counter), and nothing in the API says
+    // they must be unique across the cluster. The leader keys pending reads by the context bytes alone
+    // (ReadOnly.addRequest), so c's read "1" is dropped as a duplicate of b's read "1": c never gets a
+    // ReadState, not even an error — the read vanishes silently and its client waits forever.
+    const cl = new Cluster({ voters: ["a", "b", "c"] });
+    cl.elect("a");
+    cl.readIndex("b", "1");
+    cl.readIndex("c", "1");
+    cl.stabilize();
+    cl.tickAll(20);
+    expect(cl.reads("b").map((r) => r.ctx)).toEqual(["1"]);
+    expect(cl.reads("c").map((r) => r.ctx)).toEqual(["1"]);
+  });
+});

@@ -201,6 +201,29 @@ describe("§7 log compaction", () => {
     expect(cl.status("a").progress?.get(nodeId("c"))?.state).toBe(ProgressState.Replicate);
   });
 
+  it("§7: a lost InstallSnapshot is sent again after a bound (two election timeouts) and the follower catches up", () => {
+    const cl = new Cluster({ voters: ["a", "b", "c"], electionTick: 10 });
+    cl.elect("a");
+    cl.isolate("c");
+    for (let k = 0; k < 5; k++) cl.propose("a", `v${k}`);
+    cl.stabilize();
+    cl.compact("a");
+    cl.heal();
+    cl.dropWhere((m) => m.type === MessageType.Snap);
+    cl.tickAll(3);
+    expect(cl.droppedLog.filter((m) => m.type === MessageType.Snap)).toHaveLength(1);
+    expect(cl.status("a").progress?.get(nodeId("c"))?.state).toBe(ProgressState.Snapshot);
+    cl.heal();
+    let ticks = 0;
+    while (cl.values("c").length < 5 && ticks < 100) {
+      cl.tickAll(1);
+      ticks++;
+    }
+    expect(cl.values("c")).toEqual(["v0", "v1", "v2", "v3", "v4"]);
+    expect(ticks).toBeLessThanOrEqual(2 * 10 + 2);
+    expect(cl.delivered.filter((m) => m.type === MessageType.Snap)).toHaveLength(1);
+  });
+
   it("§7: a follower that already has the snapshot's last entry keeps its log and fast-forwards its commit", () => {
     const s = new Solo(MemoryStorage.bootstrap({ voters: ids("a", "b", "c"), learners: [] }));
     s.storage.append([entry(2, 1, "x"), entry(3, 1, "y"), entry(4, 1, "z"), entry(5, 1, "w")]);

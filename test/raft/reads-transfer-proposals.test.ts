@@ -62,6 +62,17 @@ describe("ReadIndex (thesis §6.4)", () => {
     expect(cl.reads("a").map((r) => r.ctx)).toEqual(["r"]);
   });
 
+  it("thesis §6.4: a read whose heartbeat round was lost is confirmed by the next periodic heartbeat", () => {
+    const cl = new Cluster({ voters: ["a", "b", "c"] });
+    cl.elect("a");
+    cl.readIndex("a", "r");
+    expect(cl.drop((m) => m.type === MessageType.Heartbeat)).toHaveLength(2);
+    cl.stabilize();
+    expect(cl.reads("a")).toEqual([]);
+    cl.tickAll(1);
+    expect(cl.reads("a").map((r) => r.ctx)).toEqual(["r"]);
+  });
+
   it("thesis §6.4 step 1: a read on a new leader waits until it has committed an entry of its own term", () => {
     // a's log holds an uncommitted entry of the old term (index 2); it is elected in term 2.
     const s = new Solo(storageWithLog(["a", "b", "c"], [1], 1));
