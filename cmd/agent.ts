@@ -1,0 +1,97 @@
+// `zsha agent`: runs one member of the cluster from a node file (`--node-file`) or flags.
+
+import { parseArgs } from "node:util";
+import pino from "pino";
+import {
+  memberOptions,
+  type NodeFile,
+  parseInitialCluster,
+  parseNodeFile,
+  readNodeFile,
+} from "../src/agent/node-file.js";
+import { runMember } from "../src/api/serve.js";
+
+function fail(msg: string): never {
+  console.error(`zsha agent: ${msg}`);
+  process.exit(2);
+}
+
+const { values } = parseArgs({
+  options: {
+    "node-file": { type: "string" },
+    name: { type: "string" },
+    "cluster-id": { type: "string", default: "zsha" },
+    "peer-listen": { type: "string" },
+    "peer-advertise": { type: "string" },
+    "client-listen": { type: "string" },
+    socket: { type: "string" },
+    "data-dir": { type: "string" },
+    "initial-cluster": { type: "string" },
+    join: { type: "boolean", default: false },
+    "tick-ms": { type: "string" },
+    "snapshot-entries": { type: "string" },
+    "catch-up-entries": { type: "string" },
+    "log-level": { type: "string", default: "info" },
+  },
+  strict: true,
+});
+
+let node: NodeFile;
+try {
+  if (values["node-file"]) {
+    node = readNodeFile(values["node-file"]);
+  } else {
+    const num = (k: string, v: string | undefined) => {
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!Number.isInteger(n)) fail(`--${k} must be an integer, got '${v}'`);
+      return n;
+    };
+    node = parseNodeFile(
+      JSON.parse(
+        JSON.stringify({
+          name: values.name,
+          clusterId: values["cluster-id"],
+          peerListen: values["peer-listen"],
+          peerAdvertise: values["peer-advertise"],
+          clientListen: values["client-listen"],
+          clientSocket: values.socket,
+          dataDir: values["data-dir"],
+          initialCluster: values["initial-cluster"]
+            ? parseInitialCluster(values["initial-cluster"])
+            : undefined,
+          join: values.join || undefined,
+          tickMs: num("tick-ms", values["tick-ms"]),
+          snapshotEntries: num("snapshot-entries", values["snapshot-entries"]),
+          catchUpEntries: num("catch-up-entries", values["catch-up-entries"]),
+        }),
+      ),
+      "flags",
+    );
+  }
+} catch (e) {
+  fail((e as Error).message);
+}
+
+const logger = pino({ level: values["log-level"], base: { pid: process.pid } });
+const running = await runMember(memberOptions(node, logger)).catch((e) => fail((e as Error).message));
+console.error(
+  `zsha agent ${node.name}: peer ${running.peerAddress}${running.clientAddress ? `, client ${running.clientAddress}` : ""}`,
+);
+
+let stopping = false;
+const shutdown = (sig: string) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal: sig }, "agent.stopping");
+  void running.stop().then(() => process.exit(0));
+};
+process.on("SIGTERM", () => shutdown("SIGTERM"));
+process.on("SIGINT", () => shutdown("SIGINT"));
+running.member.whenStopped().then(
+  () => !stopping && process.exit(0),
+  (e) => {
+    logger.fatal({ err: (e as Error).message }, "agent.member-failed");
+    process.exit(1);
+  },
+);

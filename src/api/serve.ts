@@ -1,0 +1,90 @@
+// The member's gRPC servers: the peer endpoint (Raft streams plus the client API, mutual TLS when
+// configured) and the local client endpoints (a root-only unix socket, an optional TCP address).
+
+import { chmod, mkdir, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as clusterpb from "../gen/zsha/cluster/v1/cluster_pb.js";
+import * as kvpb from "../gen/zsha/kv/v1/kv_pb.js";
+import { addService } from "../grpc/index.js";
+import { Member } from "../server/member.js";
+import type { MemberOptions } from "../server/options.js";
+import { serverCredentials } from "../transport/index.js";
+import { clusterService } from "./cluster-service.js";
+import { LeaderForwarder } from "./forward.js";
+import { kvService, leaseService, watchService } from "./kv-service.js";
+
+export interface RunningMember {
+  readonly member: Member;
+  /** The bound peer address (useful with port 0). */
+  readonly peerAddress: string;
+  readonly clientAddress?: string;
+  stop(): Promise<void>;
+}
+
+function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, creds, (err, port) =>
+      err ? reject(new Error(`cannot listen on ${address}: ${err.message}`)) : resolve(port),
+    ),
+  );
+}
+
+function addApi(server: grpc.Server, member: Member, fwd: LeaderForwarder): void {
+  const onUnexpectedError = (err: unknown, method: string) =>
+    member.log.error({ err: (err as Error).message, method }, "api.unexpected-error");
+  addService(server, kvpb.KVService, kvService(member), { onUnexpectedError });
+  addService(server, kvpb.WatchService, watchService(member), { onUnexpectedError });
+  addService(server, kvpb.LeaseService, leaseService(member, fwd), { onUnexpectedError });
+  addService(server, clusterpb.ClusterService, clusterService(member, fwd), { onUnexpectedError });
+}
+
+/** Starts a member with its servers. */
+export async function runMember(opts: MemberOptions): Promise<RunningMember> {
+  const member = await Member.start(opts);
+  const fwd = new LeaderForwarder(member);
+  const grpcOpts: grpc.ServerOptions = {
+    "grpc.max_receive_message_length": 8 << 20,
+    "grpc.max_send_message_length": 64 << 20,
+    ...member.transport.serverOptions(),
+  };
+  const peer = new grpc.Server(grpcOpts);
+  member.transport.register(peer);
+  addApi(peer, member, fwd);
+  const peerPort = await bind(peer, member.opts.peerListen, serverCredentials(member.opts.tls));
+  const servers = [peer];
+  let clientAddress: string | undefined;
+  if (member.opts.clientListen || member.opts.clientSocket) {
+    const client = new grpc.Server(grpcOpts);
+    addApi(client, member, fwd);
+    if (member.opts.clientListen) {
+      const port = await bind(client, member.opts.clientListen, grpc.ServerCredentials.createInsecure());
+      clientAddress = member.opts.clientListen.replace(/:0$/, `:${port}`);
+    }
+    if (member.opts.clientSocket) {
+      const path = member.opts.clientSocket;
+      // Only root may talk to the agent: the socket lives in a 0700 folder and is itself 0600.
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      await rm(path, { force: true });
+      await bind(client, `unix:${path}`, grpc.ServerCredentials.createInsecure());
+      await chmod(path, 0o600);
+    }
+    servers.push(client);
+  }
+  const peerAddress = member.opts.peerListen.replace(/:0$/, `:${peerPort}`);
+  member.log.info(
+    { peer: peerAddress, client: clientAddress, socket: member.opts.clientSocket },
+    "member.listening",
+  );
+  return {
+    member,
+    peerAddress,
+    ...(clientAddress ? { clientAddress } : {}),
+    async stop() {
+      await member.stop();
+      fwd.close();
+      await Promise.all(servers.map((s) => new Promise<void>((r) => s.tryShutdown(() => r()))));
+      for (const s of servers) s.forceShutdown();
+    },
+  };
+}
