@@ -22,6 +22,8 @@ export class Lessor {
   #primary = false;
   /** Lease id → monotonic ms at which it expires. Only kept while primary. */
   readonly #expiry = new Map<LeaseId, number>();
+  /** Leases handed out by expired() whose LeaseExpire has not applied yet: they can no longer be renewed. */
+  readonly #expiring = new Set<LeaseId>();
 
   constructor(source: LeaseSource, options: LessorOptions = {}) {
     this.#source = source;
@@ -36,6 +38,7 @@ export class Lessor {
   promote(now: number): void {
     this.#primary = true;
     this.#expiry.clear();
+    this.#expiring.clear();
     for (const id of this.#source.leaseIds()) this.#expiry.set(id, now + this.#ttlMs(id));
   }
 
@@ -43,6 +46,7 @@ export class Lessor {
   demote(): void {
     this.#primary = false;
     this.#expiry.clear();
+    this.#expiring.clear();
   }
 
   /** A grant applied: on the leader, its clock starts now. */
@@ -53,11 +57,17 @@ export class Lessor {
   /** A revoke or expiry applied. */
   onRevoke(id: LeaseId): void {
     this.#expiry.delete(id);
+    this.#expiring.delete(id);
   }
 
   /**
    * Renews a lease for its full TTL from `now`; returns that TTL in seconds, or undefined when the lease does
-   * not exist. Only the leader renews: elsewhere it is FAILED_PRECONDITION (the caller forwards to the leader).
+   * not exist or its time is already up. Only the leader renews: elsewhere it is FAILED_PRECONDITION (the
+   * caller forwards to the leader).
+   *
+   * A lease whose time is up is never renewed, even while its LeaseExpire is still on its way through the
+   * log: renewing it would tell the holder it keeps its keys just before they are deleted (etcd's Renew
+   * likewise answers "not found" once a lease has expired). The holder learns it lost the lease instead.
    */
   keepAlive(id: LeaseId, now: number): number | undefined {
     if (!this.#primary) {
@@ -69,8 +79,11 @@ export class Lessor {
     const ttl = this.#source.leaseTtl(id);
     if (ttl === undefined) {
       this.#expiry.delete(id);
+      this.#expiring.delete(id);
       return undefined;
     }
+    const at = this.#expiry.get(id);
+    if (this.#expiring.has(id) || (at !== undefined && at <= now)) return undefined;
     this.#expiry.set(id, now + ttl * 1000);
     return ttl;
   }
@@ -78,6 +91,7 @@ export class Lessor {
   /** Milliseconds until the lease expires, as this leader sees it; undefined when unknown or not leader. */
   remainingMs(id: LeaseId, now: number): number | undefined {
     if (!this.#primary || this.#source.leaseTtl(id) === undefined) return undefined;
+    if (this.#expiring.has(id)) return 0;
     const at = this.#expiry.get(id) ?? now + this.#ttlMs(id);
     return Math.max(0, at - now);
   }
@@ -90,7 +104,12 @@ export class Lessor {
   expired(now: number): LeaseId[] {
     if (!this.#primary) return [];
     const live = new Set(this.#source.leaseIds());
-    for (const id of this.#expiry.keys()) if (!live.has(id)) this.#expiry.delete(id);
+    for (const id of this.#expiry.keys()) {
+      if (!live.has(id)) {
+        this.#expiry.delete(id);
+        this.#expiring.delete(id);
+      }
+    }
     const out: LeaseId[] = [];
     for (const id of live) {
       const at = this.#expiry.get(id);
@@ -98,6 +117,7 @@ export class Lessor {
         this.#expiry.set(id, now + this.#ttlMs(id));
       } else if (at <= now) {
         out.push(id);
+        this.#expiring.add(id);
         this.#expiry.set(id, now + this.#retryMs);
       }
     }

@@ -85,6 +85,10 @@ export interface LeaseSource {
 }
 
 export interface KvStoreOptions {
+  /**
+   * Apply checks the lease TTL range against these, so every member of a cluster must use the same limits
+   * (they are cluster configuration, like the election timeout).
+   */
   readonly limits?: Partial<KvLimits>;
 }
 
@@ -350,7 +354,7 @@ export class KvStore implements LeaseSource {
     if (rev > this.#revision) {
       return new KvError(
         Code.OUT_OF_RANGE,
-        `compact: revision ${rev} is ahead of the current revision ${this.#revision}`,
+        `compact: revision ${wire} is ahead of the current revision ${this.#revision}`,
       );
     }
     if (rev <= this.#hub.compactRevision)

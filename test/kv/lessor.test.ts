@@ -56,6 +56,30 @@ describe("lessor", () => {
     expect(lessor.keepAlive(id, 9001)).toBeUndefined();
   });
 
+  it("never renews a lease whose time is up, even before its expiry has applied", () => {
+    const { d, ids, lessor } = setup([5, 5]);
+    const [late, handedOut] = ids as [LeaseId, LeaseId];
+    lessor.promote(0);
+    // Time is up but expired() has not run yet: renewing now would promise keys that are about to vanish.
+    expect(lessor.keepAlive(late, 5000)).toBeUndefined();
+    expect(lessor.expired(5000)).toEqual([late, handedOut]);
+    // Handed out for expiry: still refused, and reported as 0 ms left, until the expiry applies.
+    expect(lessor.keepAlive(handedOut, 5001)).toBeUndefined();
+    expect(lessor.remainingMs(handedOut, 5001)).toBe(0);
+    expect(expireDue(d, lessor, 6000)).toEqual([late, handedOut]);
+    expect(d.store.leaseIds()).toEqual([]);
+  });
+
+  it("a new leader may renew a lease whose expiry the old leader proposed but never committed", () => {
+    const { ids, lessor } = setup([5]);
+    const id = ids[0] as LeaseId;
+    lessor.promote(0);
+    expect(lessor.expired(5000)).toEqual([id]);
+    lessor.demote();
+    lessor.promote(5100);
+    expect(lessor.keepAlive(id, 5200)).toBe(5);
+  });
+
   it("restarts every remaining TTL on promotion, so a leader change never expires a lease early", () => {
     const { d, ids, lessor } = setup([5]);
     const id = ids[0] as LeaseId;
