@@ -90,7 +90,17 @@ export interface KvStoreOptions {
    * (they are cluster configuration, like the election timeout).
    */
   readonly limits?: Partial<KvLimits>;
+  /**
+   * How many revisions of watch history to keep at least (default 10,000; Infinity: until a Compact
+   * command). Once the history spans twice this, it is compacted down to this many revisions, the same way
+   * on every member since it depends on the revision alone; the slack keeps the cost per write constant.
+   * Without a bound, history (each event with its previous value) grows with every write, and so do Raft
+   * snapshots and the time to write them. Cluster configuration, like `limits`.
+   */
+  readonly historyRevisions?: number;
 }
+
+const DEFAULT_HISTORY_REVISIONS = 10_000;
 
 const EMPTY = new Uint8Array(0);
 
@@ -102,6 +112,7 @@ class Write {
 
 export class KvStore implements LeaseSource {
   readonly limits: KvLimits;
+  readonly historyRevisions: number;
   #revision = revision(0);
   #appliedIndex = index(0);
   readonly #kvs = new Map<KeyString, KeyValue>();
@@ -116,6 +127,11 @@ export class KvStore implements LeaseSource {
 
   constructor(options: KvStoreOptions = {}) {
     this.limits = kvLimits(options.limits);
+    const keep = options.historyRevisions ?? DEFAULT_HISTORY_REVISIONS;
+    if (!(keep === Number.POSITIVE_INFINITY || (Number.isSafeInteger(keep) && keep > 0))) {
+      throw new RangeError(`kv store: historyRevisions must be a positive integer or Infinity, got ${keep}`);
+    }
+    this.historyRevisions = keep;
   }
 
   /** A store holding a snapshot's state, as of Raft index `appliedIndex`. */
@@ -161,6 +177,7 @@ export class KvStore implements LeaseSource {
     if (w.events.length > 0) {
       this.#revision = w.revision;
       this.#hub.append({ revision: w.revision, events: w.events });
+      this.#trimHistory();
     }
     setHeaders(result, this.#revision);
     return { ok: true, revision: this.#revision, response: result };
@@ -361,6 +378,14 @@ export class KvStore implements LeaseSource {
       return new CompactedError("compact", rev, this.#hub.compactRevision);
     this.#hub.compact(rev);
     return undefined;
+  }
+
+  /** The automatic compaction described at `historyRevisions`. */
+  #trimHistory(): void {
+    const keep = this.historyRevisions;
+    if (this.#revision - this.#hub.compactRevision >= 2 * keep) {
+      this.#hub.compact(revision(this.#revision - keep + 1));
+    }
   }
 
   // ---- reads (served after ReadIndex, or from local state when serializable) ----

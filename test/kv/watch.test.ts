@@ -188,3 +188,24 @@ describe("compaction", () => {
     expect([d.kv("k")?.version, d.kv("other")?.createRevision]).toEqual([6n, 7n]);
   });
 });
+
+describe("automatic history trimming", () => {
+  it("keeps at least historyRevisions revisions and compacts once history spans twice that", () => {
+    const d = Driver.with({ historyRevisions: 5 });
+    for (let i = 1; i <= 9; i++) d.ok(put("k", String(i)));
+    expect(d.store.compactRevision).toBe(0);
+    d.ok(put("k", "10"));
+    expect(d.store.compactRevision).toBe(6);
+    const rec = recorder();
+    d.store.watch({ key: b("k"), startRevision: revision(6) }, rec.sink);
+    expect(rec.seen).toEqual(["6: PUT k=6", "7: PUT k=7", "8: PUT k=8", "9: PUT k=9", "10: PUT k=10"]);
+    expect(() => d.store.watch({ key: b("k"), startRevision: revision(5) }, recorder().sink)).toThrow(
+      /oldest available revision is 6/,
+    );
+  });
+
+  it("refuses a history bound that is not a positive integer", () => {
+    expect(() => Driver.with({ historyRevisions: 0 })).toThrow(/historyRevisions must be a positive integer/);
+    expect(() => Driver.with({ historyRevisions: Number.POSITIVE_INFINITY })).not.toThrow();
+  });
+});
