@@ -94,6 +94,10 @@ export class Raft {
   msgs: Message[] = [];
   readStates: ReadState[] = [];
 
+  /** A TimeoutNow (from this leader) whose campaign waits for an unapplied conf change; NONE if none. */
+  private deferredTransferFrom: NodeId = NONE;
+  /** Sender of the TimeoutNow being handled. */
+  private transferFrom: NodeId = NONE;
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
@@ -276,6 +280,7 @@ export class Raft {
     this.pendingConfIndex = index(0);
     this.pendingReadIndexMessages = [];
     this.readOnly = new ReadOnly();
+    this.deferredTransferFrom = NONE;
   }
 
   becomeFollower(t: Term, lead: NodeId): void {
@@ -365,12 +370,28 @@ export class Raft {
     return ents.some((e) => e.type === EntryType.ConfChange);
   }
 
+  /**
+   * Called by RawNode after the caller applied entries: runs a transfer campaign that TimeoutNow asked for
+   * while a conf change was still unapplied — unless the term moved on or another leader spoke meanwhile.
+   */
+  afterApply(): void {
+    const from = this.deferredTransferFrom;
+    if (from === NONE || this.hasUnappliedConfChanges()) return;
+    this.deferredTransferFrom = NONE;
+    if (this.state === StateType.Leader || (this.lead !== NONE && this.lead !== from)) return;
+    this.hup(true);
+  }
+
   private hup(transfer: boolean): void {
     if (this.state === StateType.Leader) return;
     if (!this.promotable()) return;
     // A node whose configuration is about to change must not campaign with the old one.
     if (this.hasUnappliedConfChanges()) {
       this.log_("raft.campaign-deferred", { id: this.id, reason: "unapplied conf change" });
+      // A leader removing itself hands over with TimeoutNow right after applying the removal, which the
+      // target may not have applied yet: campaign as soon as it has (see afterApply), not an election
+      // timeout later.
+      if (transfer) this.deferredTransferFrom = this.lead === NONE ? this.transferFrom : this.lead;
       return;
     }
     if (this.cfg.preVote && !transfer) this.campaign("pre-election", false);
@@ -708,8 +729,8 @@ export class Raft {
   }
 
   private startReadIndex(m: Message): void {
-    this.readOnly.addRequest(this.log.committed, m);
-    this.readOnly.recvAck(this.id, m.context);
+    const hb = this.readOnly.addRequest(this.log.committed, m);
+    this.readOnly.recvAck(this.id, hb);
     this.bcastHeartbeat();
   }
 
@@ -836,7 +857,9 @@ export class Raft {
       case MessageType.TimeoutNow:
         // Transfers skip PreVote: we know the leader is alive and handing over (thesis §3.10).
         this.log_("raft.timeout-now", { id: this.id, term: this.term, from: m.from });
+        this.transferFrom = m.from;
         this.hup(true);
+        this.transferFrom = NONE;
         return;
       case MessageType.ReadIndex:
         if (this.lead === NONE) {

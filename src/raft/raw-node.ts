@@ -178,6 +178,7 @@ export class RawNode {
       if (e.type === EntryType.ConfChange) r.applyConfChange(decodeConfChange(e.data));
       r.log.appliedTo(e.index);
     }
+    r.afterApply();
   }
 
   status(): Status {

@@ -8,6 +8,22 @@ export interface ReadIndexStatus {
   readonly req: Message;
   readonly index: Index;
   readonly acks: Set<NodeId>;
+  /** The context the heartbeats of this read carry: its sender and request id, unique on this leader. */
+  readonly heartbeatCtx: Uint8Array;
+}
+
+const enc = new TextEncoder();
+
+/**
+ * Request ids are chosen by each caller, so two members may use the same one: the heartbeat context names
+ * the sender too (sender bytes, a zero byte, the request id).
+ */
+export function heartbeatCtx(m: Message): Uint8Array {
+  const from = enc.encode(m.from);
+  const out = new Uint8Array(from.length + 1 + m.context.length);
+  out.set(from, 0);
+  out.set(m.context, from.length + 1);
+  return out;
 }
 
 export function ctxKey(ctx: Uint8Array): string {
@@ -20,11 +36,15 @@ export class ReadOnly {
   private pending = new Map<string, ReadIndexStatus>();
   private queue: string[] = [];
 
-  addRequest(index: Index, m: Message): void {
-    const key = ctxKey(m.context);
-    if (this.pending.has(key)) return;
-    this.pending.set(key, { req: m, index, acks: new Set() });
+  /** Queues a read; returns the context its heartbeats carry (an existing one for a duplicate). */
+  addRequest(index: Index, m: Message): Uint8Array {
+    const hb = heartbeatCtx(m);
+    const key = ctxKey(hb);
+    const existing = this.pending.get(key);
+    if (existing) return existing.heartbeatCtx;
+    this.pending.set(key, { req: m, index, acks: new Set(), heartbeatCtx: hb });
     this.queue.push(key);
+    return hb;
   }
 
   /** Records that `from` answered the heartbeat carrying `ctx`; returns the acks so far. */
@@ -48,7 +68,7 @@ export class ReadOnly {
 
   lastPendingRequestCtx(): Uint8Array | undefined {
     const key = this.queue[this.queue.length - 1];
-    return key === undefined ? undefined : this.pending.get(key)!.req.context;
+    return key === undefined ? undefined : this.pending.get(key)!.heartbeatCtx;
   }
 
   pendingCount(): number {
