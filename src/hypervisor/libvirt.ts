@@ -8,7 +8,8 @@
  * Behaviour the contract in hypervisor.ts asks for, and how it is met here:
  * - Every call has a timeout (the binding's); a call that names a domain looks it up and acts within one
  *   shared deadline. A binding `wedged` error (an earlier call stuck in libvirt) is a `timeout` here, and
- *   the stuck connection is dropped so the next call opens a fresh one (with a fresh worker thread).
+ *   the stuck connection is dropped (listeners get `connection-closed`, reason `error`) so the next call
+ *   opens a fresh one, with a fresh worker thread.
  * - When libvirtd drops the connection (close event: eof, keepalive, error) listeners get
  *   `connection-closed`, and the next call reconnects; listeners stay subscribed.
  * - `migrate` polls job stats for progress while the migration runs on the binding's own thread; on a
@@ -196,12 +197,12 @@ export class LibvirtHypervisor implements Hypervisor {
   ): Promise<MigrateResult> {
     const timeoutMs = opts.timeoutMs ?? this.opts.migrateTimeoutMs;
     const started = Date.now();
-    const conn = await this.connection().catch((err: unknown) => {
-      throw this.toError(err, name, "migration-failed");
-    });
     let dom: Libvirt.Domain;
     try {
-      dom = await conn.lookupDomainByName(name, { timeoutMs });
+      const conn = await this.connectionWithin(timeoutMs);
+      dom = await conn.lookupDomainByName(name, {
+        timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
+      });
     } catch (err) {
       throw this.toError(err, name, "migration-failed");
     }
@@ -325,6 +326,31 @@ export class LibvirtHypervisor implements Hypervisor {
     this.emit({ kind: "connection-closed", reason: "client" });
   }
 
+  /**
+   * The connection, waiting at most `ms` for a (re)connect: the call's own timeout holds even when
+   * connecting takes longer (the connect goes on, and later calls share it).
+   */
+  private connectionWithin(ms: number): Promise<Libvirt.Connection> {
+    const pending = this.connection();
+    if (this.conn !== undefined && !this.conn.closed) return pending;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new HypervisorError("timeout", `no connection to ${this.uri} within ${ms} ms`)),
+        ms,
+      );
+      pending.then(
+        (c) => {
+          clearTimeout(timer);
+          resolve(c);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+
   /** The open connection, (re)connecting when there is none. One connect at a time. */
   private connection(): Promise<Libvirt.Connection> {
     if (this.closed) {
@@ -360,11 +386,16 @@ export class LibvirtHypervisor implements Hypervisor {
     return connecting;
   }
 
-  /** Drops a connection that cannot be used any more; the next call opens a new one. */
-  private drop(conn: Libvirt.Connection): void {
-    if (this.conn === conn) this.conn = undefined;
+  /**
+   * Drops the current connection when it cannot be used any more (libvirtd closed it, or a call is stuck
+   * in it) and tells listeners that events may have been lost; the next call opens a new connection.
+   */
+  private lose(conn: Libvirt.Connection, reason: "error" | "eof" | "keepalive" | "client"): void {
+    if (this.conn !== conn) return;
+    this.conn = undefined;
     // close() gives up on a stuck worker after its timeout; the process is not held by it.
     void conn.close({ timeoutMs: 5000 }).catch(() => undefined);
+    this.emit({ kind: "connection-closed", reason });
   }
 
   private async run<T>(
@@ -373,13 +404,16 @@ export class LibvirtHypervisor implements Hypervisor {
     fn: (conn: Libvirt.Connection, t: { timeoutMs: number }) => Promise<T>,
   ): Promise<T> {
     const timeoutMs = opts?.timeoutMs ?? this.opts.defaultTimeoutMs;
+    const started = Date.now();
     let conn: Libvirt.Connection | undefined;
     try {
-      conn = await this.connection();
-      return await fn(conn, { timeoutMs });
+      conn = await this.connectionWithin(timeoutMs);
+      return await fn(conn, { timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)) });
     } catch (err) {
-      if (conn !== undefined && err instanceof this.lib.LibvirtError && err.kind === "wedged")
-        this.drop(conn);
+      // A call stuck in libvirt holds the connection's worker: start over on a fresh connection.
+      if (conn !== undefined && err instanceof this.lib.LibvirtError && err.kind === "wedged") {
+        this.lose(conn, "error");
+      }
       throw this.toError(err, domain, undefined);
     }
   }
@@ -413,8 +447,7 @@ export class LibvirtHypervisor implements Hypervisor {
   private onLibvirtEvent(conn: Libvirt.Connection, e: Libvirt.LibvirtEvent): void {
     if (e.type === "close") {
       // libvirtd went away (eof/keepalive/error): reconnect on the next call.
-      this.drop(conn);
-      this.emit({ kind: "connection-closed", reason: e.reason });
+      this.lose(conn, e.reason);
       return;
     }
     const domain: DomainRef = { name: e.domain.name, uuid: e.domain.uuid };

@@ -175,4 +175,33 @@ describe.skipIf(unavailable !== undefined)("LibvirtHypervisor on real libvirtds"
     await until("defined after reconnecting", () => events.some((e) => e.kind === "defined"));
     await a.undefine("zsha-hv-after-restart");
   }, 120_000);
+
+  it("times out on a hung libvirtd, drops the stuck connection, and recovers when it answers again", async () => {
+    const [a] = hvs;
+    const [daemonA] = daemons;
+    if (a === undefined || daemonA === undefined) throw new Error("setup");
+    const events: DomainEvent[] = [];
+    a.onEvent((e) => events.push(e));
+    daemonA.pause();
+    try {
+      const t0 = performance.now();
+      expect(await codeOf(a.hostname({ timeoutMs: 1000 }))).toBe("timeout");
+      expect(performance.now() - t0).toBeLessThan(2000);
+      // The connection's worker is stuck in that call: refused at once, and the connection is dropped.
+      const t1 = performance.now();
+      expect(await codeOf(a.hostname({ timeoutMs: 10_000 }))).toBe("timeout");
+      expect(performance.now() - t1).toBeLessThan(500);
+      expect(events).toContainEqual({ kind: "connection-closed", reason: "error" });
+      // While libvirtd stays hung, a new connection does not answer either.
+      expect(await codeOf(a.hostname({ timeoutMs: 1000 }))).toMatch(/^(timeout|unreachable)$/);
+    } finally {
+      daemonA.resume();
+    }
+    expect(typeof (await a.hostname({ timeoutMs: 30_000 }))).toBe("string");
+    await a.define(tinyGuestXml("zsha-hv-after-hang"));
+    await until("defined after recovering", () =>
+      events.some((e) => e.kind === "defined" && e.domain.name === "zsha-hv-after-hang"),
+    );
+    await a.undefine("zsha-hv-after-hang");
+  }, 120_000);
 });

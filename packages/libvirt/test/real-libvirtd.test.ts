@@ -112,8 +112,12 @@ describe.skipIf(unavailable !== undefined)("connection loss on a real libvirtd",
     await daemon?.stop();
   }, 60_000);
 
-  it("delivers the close event when libvirtd goes away, and the connection then refuses calls", async () => {
+  beforeAll(async () => {
     daemon = await startDaemon();
+  }, 60_000);
+
+  it("delivers the close event when libvirtd goes away, and the connection then refuses calls", async () => {
+    if (daemon === undefined) throw new Error("daemon not started");
     const conn = await open(daemon.uri, { timeoutMs: 30_000, keepAlive: { intervalSec: 1, count: 3 } });
     const events = collect(conn);
     await daemon.restart();
@@ -123,6 +127,40 @@ describe.skipIf(unavailable !== undefined)("connection loss on a real libvirtd",
     expect(err).toBeInstanceOf(LibvirtError);
     await conn.close({ timeoutMs: 5000 });
     // The restarted daemon takes new connections.
+    const again = await open(daemon.uri, { timeoutMs: 30_000 });
+    expect(typeof (await again.hostname())).toBe("string");
+    await again.close();
+  }, 120_000);
+
+  it("times out calls to a hung libvirtd, fails fast meanwhile, and detects it by keepalive", async () => {
+    if (daemon === undefined) throw new Error("daemon not started");
+    const conn = await open(daemon.uri, { timeoutMs: 30_000, keepAlive: { intervalSec: 1, count: 2 } });
+    const events = collect(conn);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 20);
+    daemon.pause();
+    try {
+      const t0 = performance.now();
+      const hung = await conn.hostname({ timeoutMs: 1000 }).catch((e) => e);
+      const waited = performance.now() - t0;
+      expect(hung).toMatchObject({ kind: "timeout" });
+      expect(waited).toBeGreaterThanOrEqual(990);
+      expect(waited).toBeLessThan(2000);
+      expect(ticks).toBeGreaterThan(25); // the JS thread went on meanwhile
+      // The worker is still inside the hung call: the next call is refused at once.
+      expect(await conn.hostname({ timeoutMs: 10_000 }).catch((e) => e)).toMatchObject({ kind: "wedged" });
+      // libvirt's keepalive (1 s x 2) declares the daemon dead.
+      const closed = await waitFor(
+        "keepalive close event",
+        () => events.find((e) => e.type === "close"),
+        15_000,
+      );
+      expect(closed).toEqual({ type: "close", reason: "keepalive" });
+    } finally {
+      clearInterval(ticker);
+      daemon.resume();
+    }
+    await conn.close({ timeoutMs: 5000 });
     const again = await open(daemon.uri, { timeoutMs: 30_000 });
     expect(typeof (await again.hostname())).toBe("string");
     await again.close();

@@ -40,6 +40,10 @@ export interface Daemon {
   log(): string;
   /** Stops libvirtd (SIGTERM) and starts it again on the same folder, like a service restart. */
   restart(): Promise<void>;
+  /** Freezes libvirtd (SIGSTOP): a hung daemon, sockets open but no answers. */
+  pause(): void;
+  /** Lets a paused libvirtd run again (SIGCONT). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -160,12 +164,19 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       }
       return parts.join("\n");
     },
+    pause: () => {
+      proc.child?.kill("SIGSTOP");
+    },
+    resume: () => {
+      proc.child?.kill("SIGCONT");
+    },
     restart: async () => {
       await terminate();
       await launch();
     },
     stop: async () => {
       killQemus(dir);
+      proc.child?.kill("SIGCONT");
       await terminate();
       killQemus(dir);
       // The mount namespace goes away with its last process; retry while it is being torn down.
