@@ -9,6 +9,9 @@ import { SnapshotAssembly } from "./frames.js";
 import { errorFields, type Log } from "./log.js";
 import { identityError } from "./tls.js";
 
+/** A caller that connects but never says who it is does not hold a handler for long. */
+const HELLO_TIMEOUT_MS = 10_000;
+
 type ResponseInit = MessageInitShape<typeof pb.StreamResponseSchema>;
 
 /** What the receiving end needs from its Transport. */
@@ -35,8 +38,15 @@ export async function* serveStream(
   host: InboundHost,
 ): AsyncGenerator<ResponseInit> {
   const frames = requests[Symbol.asyncIterator]();
-  const first = await nextUnless(frames, host.closing);
-  if (!first) return;
+  const helloDue = AbortSignal.timeout(HELLO_TIMEOUT_MS);
+  const first = await nextUnless(frames, AbortSignal.any([host.closing, helloDue]));
+  if (!first) {
+    if (helloDue.aborted && !host.closing.aborted) {
+      host.log("warn", { addr: ctx.peer }, "transport.hello_missing");
+      throw new RpcError(Code.DEADLINE_EXCEEDED, `no hello arrived within ${HELLO_TIMEOUT_MS} ms`);
+    }
+    return;
+  }
   const from = checkHello(first, ctx, host);
   const stream = host.attach(from);
   host.log("debug", { peer: from, addr: ctx.peer }, "transport.inbound_open");

@@ -75,12 +75,12 @@ export class PeerLink {
     this.loop = this.run();
   }
 
-  /** Queues `m`; false when it was dropped (queue full or too large). Never throws. */
-  enqueue(m: Message): boolean {
-    if (this.stopped) return false;
+  /** Queues `m`, or says why it was dropped. Never throws. */
+  enqueue(m: Message): "queued" | "full" | "dropped" {
+    if (this.stopped) return "dropped";
     if (m.type === MessageType.Snap && !m.snapshot) {
       this.host.log("warn", { peer: this.id, type: m.type }, "transport.snapshot_missing");
-      return false;
+      return "dropped";
     }
     if (m.type !== MessageType.Snap && !fitsIn(m, this.host.settings.maxMessageBytes)) {
       this.counts.oversized++;
@@ -89,14 +89,14 @@ export class PeerLink {
         { peer: this.id, type: m.type, limit: this.host.settings.maxMessageBytes },
         "transport.message_too_large",
       );
-      return false;
+      return "dropped";
     }
     if (!this.queue.push(m)) {
       this.counts.dropped++;
-      return false;
+      return "full";
     }
     this.poke();
-    return true;
+    return "queued";
   }
 
   stats(): PeerStats {

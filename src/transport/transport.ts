@@ -120,8 +120,7 @@ export class Transport {
         this.log("debug", { peer: m.to, type: m.type }, "transport.message_unroutable");
         continue;
       }
-      const before = link.stats().dropped;
-      if (!link.enqueue(m) && link.stats().dropped > before) full.add(m.to);
+      if (link.enqueue(m) === "full") full.add(m.to);
     }
     for (const peer of full) {
       this.log("warn", { peer, limit: this.settings.queueLimit }, "transport.queue_full");
@@ -156,9 +155,12 @@ export class Transport {
   private attachInbound(from: NodeId): { signal: AbortSignal; release(): void } {
     const controller = new AbortController();
     if (this.closing.signal.aborted) controller.abort(this.closing.signal.reason);
-    this.inbound
-      .get(from)
-      ?.abort(new RpcError(Code.CANCELLED, `a newer stream from '${from}' replaced this one`));
+    const older = this.inbound.get(from);
+    if (older) {
+      // Normal after the peer reconnected; constant replacing means two members run under one id.
+      this.log("info", { peer: from }, "transport.inbound_replaced");
+      older.abort(new RpcError(Code.CANCELLED, `a newer stream from '${from}' replaced this one`));
+    }
     this.inbound.set(from, controller);
     return {
       signal: controller.signal,

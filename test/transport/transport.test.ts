@@ -193,14 +193,42 @@ describe("Transport", () => {
     expect(b.received).toEqual([]);
   });
 
-  it("ends a stream that carries an undecodable message with INVALID_ARGUMENT", async () => {
+  const hello = { case: "hello" as const, value: { from: "a", to: "b", clusterId: "test-cluster" } };
+  const heartbeat = { case: "message" as const, value: { type: "Heartbeat", from: "a", to: "b" } };
+  const firstChunk = {
+    case: "snapshotChunk" as const,
+    value: {
+      message: { type: "Snap", from: "a", to: "b", snapshotMeta: { index: 3n, term: 1n } },
+      offset: 0n,
+      data: new Uint8Array(4),
+      totalSize: 8n,
+    },
+  };
+  it.each([
+    [
+      "an undecodable message",
+      [hello, { ...heartbeat, value: { ...heartbeat.value, type: "NoSuchType" } }],
+      "unknown message type 'NoSuchType'",
+    ],
+    [
+      "a message for another member",
+      [hello, { ...heartbeat, value: { ...heartbeat.value, to: "c" } }],
+      "a message from 'a' to 'c' arrived on the stream from 'a' to 'b'",
+    ],
+    [
+      "a message in the middle of a snapshot",
+      [hello, firstChunk, heartbeat],
+      "a message arrived in the middle of a snapshot",
+    ],
+    ["a second hello", [hello, hello], "a second hello arrived on the stream"],
+    ["no hello first", [heartbeat], "the first frame of a peer stream must be a hello"],
+  ])("ends a stream that carries %s with INVALID_ARGUMENT", async (_case, frames, sentence) => {
     const b = await member("b");
     b.transport.addPeer("a", "127.0.0.1:1");
     const client = createClient(RaftService, b.address, grpc.credentials.createInsecure());
     try {
       const call = client.stream({ deadlineMs: 5_000 });
-      await call.send({ frame: { case: "hello", value: { from: "a", to: "b", clusterId: "test-cluster" } } });
-      await call.send({ frame: { case: "message", value: { type: "NoSuchType", from: "a", to: "b" } } });
+      for (const frame of frames) await call.send({ frame });
       const err = await (async () => {
         try {
           for await (const _ of call.responses) {
@@ -211,11 +239,45 @@ describe("Transport", () => {
         }
       })();
       expect((err as RpcError).code).toBe(Code.INVALID_ARGUMENT);
-      expect((err as RpcError).message).toBe("unknown message type 'NoSuchType'");
+      expect((err as RpcError).message).toBe(sentence);
     } finally {
       client.close();
     }
-    expect(b.logs.some((l) => l.event === "transport.stream_broken" && l.level === "warn")).toBe(true);
+    expect(b.received).toEqual([]);
+    expect(b.logs.some((l) => l.level === "warn" && /stream_(broken|refused)/.test(l.event))).toBe(true);
+  });
+
+  it("ends a removed peer's stream and refuses it from then on", async () => {
+    const a = await member("a");
+    const b = await member("b");
+    connectAll([a, b]);
+    a.transport.send([numbered("a", "b", 1)]);
+    await until("b got the first message", () => b.received.length === 1);
+    await b.transport.removePeer("a");
+    expect(b.transport.stats().has(a.id)).toBe(false);
+    await until("a's new stream was refused", () =>
+      b.logs.some(
+        (l) => l.event === "transport.stream_refused" && (l.fields as { peer?: string }).peer === "a",
+      ),
+    );
+    a.transport.send([numbered("a", "b", 2)]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(commits(b, "a")).toEqual([1]);
+    expect(a.unreachable).toContain(b.id);
+  });
+
+  it("close() ends the streams both ways, so the server shuts down at once", async () => {
+    const a = await member("a");
+    const b = await member("b");
+    connectAll([a, b]);
+    a.transport.send([numbered("a", "b", 1)]);
+    b.transport.send([numbered("b", "a", 1)]);
+    await until("both streams carry", () => a.received.length === 1 && b.received.length === 1);
+    const began = Date.now();
+    await b.stop();
+    expect(Date.now() - began).toBeLessThan(1_000);
+    expect(b.transport.stats().size).toBe(0);
+    expect(() => b.transport.addPeer("c", "127.0.0.1:1")).toThrow("the transport is closed");
   });
 
   it("never throws in send(): unknown peers and local messages are dropped", async () => {
