@@ -256,10 +256,21 @@ export class Connection {
 
   private dispatch(ev: NativeEvent): void {
     const event = toEvent(ev);
-    for (const l of [...this.listeners]) l(event);
-    if (event.type !== "close") {
-      const perDomain = this.domainListeners.get(event.domain.uuid);
-      if (perDomain !== undefined) for (const l of [...perDomain]) l(event);
+    const perDomain = event.type === "close" ? undefined : this.domainListeners.get(event.domain.uuid);
+    const listeners: LibvirtEventListener[] = [
+      ...this.listeners,
+      ...((perDomain ?? []) as LibvirtEventListener[]),
+    ];
+    for (const l of listeners) {
+      try {
+        l(event);
+      } catch (err) {
+        // A listener's error is the program's, not ours: surface it as an uncaught exception, after the
+        // other listeners had the event (as a thrown error would in any other callback).
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
     }
   }
 }

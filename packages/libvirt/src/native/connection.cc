@@ -73,7 +73,12 @@ void Emit(void* opaque, std::function<Napi::Object(Napi::Env)> build) {
   if (!core) return;
   core->Deliver([build](Napi::Env env, Napi::Function onEvent) {
     Napi::HandleScope scope(env);
-    onEvent.Call({build(env)});
+    try {
+      onEvent.Call({build(env)});
+    } catch (const Napi::Error&) {
+      // The wrapper's dispatcher does not throw (it rethrows listeners' errors asynchronously); a C++
+      // exception must not escape into Node's callback either way.
+    }
   });
 }
 
