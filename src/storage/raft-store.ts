@@ -77,7 +77,8 @@ export class RaftStore implements Storage {
   private snap: Snapshot;
   private hs: HardState;
   private queue: Pending[] = [];
-  private flushing = false;
+  /** The running flush loop, if any. */
+  private flushing: Promise<void> | undefined;
   private failure: Error | undefined;
   private closed = false;
   private batches = 0;
@@ -176,7 +177,12 @@ export class RaftStore implements Storage {
    * holding the initial configuration, and hard state term 1, commit 1.
    */
   async bootstrap(confState: ConfState, data: Uint8Array = new Uint8Array(0)): Promise<void> {
-    if (this.snap.meta.index !== 0 || this.log.lastIndex() !== 0 || this.hs.term !== 0 || this.flushing) {
+    if (
+      this.snap.meta.index !== 0 ||
+      this.log.lastIndex() !== 0 ||
+      this.hs.term !== 0 ||
+      this.flushing !== undefined
+    ) {
       throw new InvalidWriteError(`bootstrap needs a fresh store, and ${this.dir} already holds a log`);
     }
     await this.save({
@@ -193,7 +199,7 @@ export class RaftStore implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    while (this.flushing) await new Promise<void>((r) => setImmediate(r));
+    await this.flushing;
     await this.db.close();
   }
 
@@ -202,11 +208,8 @@ export class RaftStore implements Storage {
     if (this.failure) return Promise.reject(this.unusable());
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ write, resolve, reject });
-      if (!this.flushing) {
-        this.flushing = true;
-        // Start on the next microtask so writes made in the same synchronous run share the first batch.
-        queueMicrotask(() => void this.flush());
-      }
+      // Start on the next microtask so writes made in the same synchronous run share the first batch.
+      this.flushing ??= Promise.resolve().then(() => this.flush());
     });
   }
 
@@ -220,63 +223,94 @@ export class RaftStore implements Storage {
     while (this.queue.length > 0 && !this.failure) {
       const run = this.queue;
       this.queue = [];
-      const planner = new Planner(this.mirrorState());
-      const accepted: { p: Pending; effects: Effect[] }[] = [];
-      for (const p of run) {
-        try {
-          accepted.push({ p, effects: planner.plan(p.write) });
-        } catch (e) {
-          if (!(e instanceof InvalidWriteError)) throw e;
-          p.reject(e);
-        }
-      }
-      if (accepted.length === 0) continue;
-      const start = (this.opts.now ?? performance.now.bind(performance))();
       try {
-        if (planner.ops.length > 0) await this.db.batch(planner.ops as BatchOp[], { sync: true });
+        await this.writeRun(run);
       } catch (e) {
+        // A failed write (or a broken invariant) may leave disk and mirror apart: stop for good.
         this.failure = e as Error;
-        for (const { p } of accepted) p.reject(this.unusable());
-        break;
+        for (const p of run) p.reject(this.unusable()); // no effect on those already settled
       }
-      for (const { effects } of accepted) for (const ef of effects) this.applyEffect(ef);
-      this.batches++;
-      this.writes += accepted.length;
-      const durationMs = (this.opts.now ?? performance.now.bind(performance))() - start;
-      this.opts.onBatch?.({
-        writes: accepted.length,
-        ops: planner.ops.length,
-        bytes: planner.bytes,
-        durationMs,
-      });
-      for (const { p } of accepted) p.resolve();
     }
     if (this.failure) for (const p of this.queue.splice(0)) p.reject(this.unusable());
-    this.flushing = false;
+    this.flushing = undefined;
+  }
+
+  /** Writes one run of queued writes as a single fsynced batch, then updates the mirror and resolves. */
+  private async writeRun(run: Pending[]): Promise<void> {
+    const planner = new Planner(this.mirrorState());
+    const accepted: Pending[] = [];
+    const effects: Effect[] = [];
+    for (const p of run) {
+      try {
+        effects.push(...planner.plan(p.write));
+        accepted.push(p);
+      } catch (e) {
+        if (!(e instanceof InvalidWriteError)) throw e;
+        p.reject(e);
+      }
+    }
+    if (accepted.length === 0) return;
+    const now = this.opts.now ?? (() => performance.now());
+    const start = now();
+    if (planner.ops.length > 0) await this.db.batch(planner.ops as BatchOp[], { sync: true });
+    this.applyEffects(effects);
+    this.batches++;
+    this.writes += accepted.length;
+    this.opts.onBatch?.({
+      writes: accepted.length,
+      ops: planner.ops.length,
+      bytes: planner.bytes,
+      durationMs: now() - start,
+    });
+    for (const p of accepted) p.resolve();
   }
 
   private mirrorState(): MirrorState {
     return { log: this.log, snapshot: this.snap, hardState: this.hs };
   }
 
-  private applyEffect(ef: Effect): void {
-    switch (ef.kind) {
-      case "snapshot":
-        if (ef.replaceLog) this.log.applySnapshot(ef.snapshot);
-        this.snap = ef.snapshot;
-        return;
-      case "append":
-        this.log.append(ef.entries);
-        return;
-      case "hardState":
-        this.hs = ef.hardState;
-        this.log.setHardState(ef.hardState);
-        return;
-      case "compact":
-        this.log.compact(ef.index);
-        return;
+  // Consecutive appends of one batch reach the mirror as one (MemoryStorage.append copies its array, so
+  // one call per batch instead of one per write keeps a long log cheap under group commit).
+  private applyEffects(effects: readonly Effect[]): void {
+    let appending: Entry[] | undefined;
+    const flushAppend = () => {
+      if (appending) this.log.append(appending);
+      appending = undefined;
+    };
+    for (const ef of effects) {
+      switch (ef.kind) {
+        case "append":
+          appending = appending ? mergeAppends(appending, ef.entries) : [...ef.entries];
+          break;
+        case "hardState":
+          this.hs = ef.hardState;
+          this.log.setHardState(ef.hardState);
+          break;
+        case "snapshot":
+          flushAppend();
+          if (ef.replaceLog) this.log.applySnapshot(ef.snapshot);
+          this.snap = ef.snapshot;
+          break;
+        case "compact":
+          flushAppend();
+          this.log.compact(ef.index);
+          break;
+      }
     }
+    flushAppend();
   }
+}
+
+/**
+ * What appending `a` then `b` leaves, as one append: `b` keeps the part of `a` before its first index.
+ * (The planner has checked that `b` starts at most one past the end of `a`.)
+ */
+function mergeAppends(a: Entry[], b: readonly Entry[]): Entry[] {
+  const offset = b[0]!.index - a[0]!.index;
+  if (offset <= 0) return [...b];
+  a.length = offset;
+  for (const e of b) a.push(e);
+  return a;
 }
 
 /**

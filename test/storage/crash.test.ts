@@ -94,7 +94,7 @@ function runAndKill(dir: string, seed: number, rand: () => number): Promise<stri
     if (rand() < 1 / 3) timer = setTimeout(kill, rand() * 500);
     createInterface({ input: child.stdout! }).on("line", (l) => {
       lines.push(l);
-      if (lines.length === 1 && timer === undefined) timer = setTimeout(kill, 20 + rand() * 400);
+      if (lines.length === 1 && timer === undefined) timer = setTimeout(kill, 10 + rand() * 300);
     });
     child.stderr!.on("data", (d: Buffer) => {
       stderr += d.toString();
