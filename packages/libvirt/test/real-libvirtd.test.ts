@@ -146,7 +146,7 @@ describe.skipIf(unavailable !== undefined)("connection loss on a real libvirtd",
       expect(hung).toMatchObject({ kind: "timeout" });
       expect(waited).toBeGreaterThanOrEqual(990);
       expect(waited).toBeLessThan(2000);
-      expect(ticks).toBeGreaterThan(25); // the JS thread went on meanwhile
+      expect(ticks).toBeGreaterThan(10); // the JS thread went on meanwhile
       // The worker is still inside the hung call: the next call is refused at once.
       expect(await conn.hostname({ timeoutMs: 10_000 }).catch((e) => e)).toMatchObject({ kind: "wedged" });
       // libvirt's keepalive (1 s x 2) declares the daemon dead.

@@ -179,7 +179,7 @@ describe("libvirt binding on the test driver", () => {
     expect(stuck.kind).toBe("timeout");
     expect(waited).toBeGreaterThanOrEqual(190);
     expect(waited).toBeLessThan(1000);
-    expect(ticks).toBeGreaterThanOrEqual(8); // the JS thread kept running its timers meanwhile
+    expect(ticks).toBeGreaterThanOrEqual(5); // the JS thread kept running its timers meanwhile
 
     // While the stuck call holds the worker past its deadline, new calls are refused at once.
     const t1 = performance.now();
