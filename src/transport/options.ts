@@ -25,6 +25,12 @@ export interface TransportOptions {
   readonly onUnreachable?: (peer: NodeId) => void;
   /** A snapshot sent to `peer` was taken (true) or failed or was lost on the way (false). */
   readonly onSnapshotStatus?: (peer: NodeId, ok: boolean) => void;
+  /**
+   * Ping interval on idle-looking connections, both ways; a peer that does not answer within half of it
+   * is taken as gone (its stream ends and is redialed). Without this, a powered-off or partitioned peer
+   * keeps its dead TCP connection for the kernel's retransmission timeout (~15 min). Default 10 s.
+   */
+  readonly keepaliveMs?: number;
   readonly logger?: Logger;
   readonly backoff?: Partial<BackoffOptions>;
   /** Source of the backoff jitter (tests pin it). */
@@ -36,6 +42,7 @@ export interface Settings {
   readonly snapshotChunkBytes: number;
   readonly maxSnapshotBytes: number;
   readonly queueLimit: number;
+  readonly keepaliveMs: number;
   readonly backoff: BackoffOptions;
 }
 
@@ -78,6 +85,7 @@ export function settings(options: TransportOptions): Settings {
     snapshotChunkBytes,
     maxSnapshotBytes: positive("maxSnapshotBytes", options.maxSnapshotBytes, 1024 * MiB),
     queueLimit: positive("queueLimit", options.queueLimit, 4096),
+    keepaliveMs: positive("keepaliveMs", options.keepaliveMs, 10_000),
     backoff,
   };
 }

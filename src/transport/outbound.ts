@@ -136,6 +136,8 @@ export class PeerLink {
     this.channel = new grpc.Channel(this.address, clientCredentials(tls, this.id), {
       ...clientChannelOptions(tls, this.id),
       "grpc.max_send_message_length": settings.maxMessageBytes + FRAME_OVERHEAD_BYTES,
+      "grpc.keepalive_time_ms": settings.keepaliveMs,
+      "grpc.keepalive_timeout_ms": Math.ceil(settings.keepaliveMs / 2),
       "grpc.initial_reconnect_backoff_ms": settings.backoff.initialMs,
       "grpc.max_reconnect_backoff_ms": settings.backoff.maxMs,
       // grpc-js keeps each written message of a call in a retry buffer (1 MiB per call by default) and

@@ -72,9 +72,16 @@ export class Transport {
     );
   }
 
-  /** grpc-js server options a member's server needs to receive this transport's largest frames. */
+  /**
+   * grpc-js server options a member's server needs: room for this transport's largest frames, and
+   * keepalive pings so that the stream of a vanished peer ends instead of lingering.
+   */
   serverOptions(): grpc.ServerOptions {
-    return { "grpc.max_receive_message_length": this.settings.maxMessageBytes + FRAME_OVERHEAD_BYTES };
+    return {
+      "grpc.max_receive_message_length": this.settings.maxMessageBytes + FRAME_OVERHEAD_BYTES,
+      "grpc.keepalive_time_ms": this.settings.keepaliveMs,
+      "grpc.keepalive_timeout_ms": Math.ceil(this.settings.keepaliveMs / 2),
+    };
   }
 
   addPeer(id: string, address: string): void {

@@ -45,6 +45,7 @@ describe("settings", () => {
       snapshotChunkBytes: 512 * 1024,
       maxSnapshotBytes: 1024 * 1024 * 1024,
       queueLimit: 4096,
+      keepaliveMs: 10_000,
       backoff: { initialMs: 50, maxMs: 2_000, jitter: 0.2 },
     });
   });
