@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
-import { nodeId } from "../../src/raft/index.js";
+import { index, MessageType, message, nodeId, term } from "../../src/raft/index.js";
 import { type Member, numbered, startMember, until } from "./harness.js";
 
 let child: ChildProcess | undefined;
@@ -18,28 +18,52 @@ afterEach(async () => {
   a = undefined;
 });
 
-describe("keepalive", () => {
+async function startFrozenPeer(keepaliveMs: number) {
+  a = await startMember("a", { keepaliveMs });
+  child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      new URL("./member-process.ts", import.meta.url).pathname,
+      "b",
+      "a",
+      a.address,
+      String(keepaliveMs),
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const lines: Record<string, unknown>[] = [];
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (l) =>
+    lines.push(JSON.parse(l)),
+  );
+  await until("b is listening", () => lines.length > 0, 20_000);
+  return { a, child, lines, address: lines[0]?.address as string };
+}
+
+describe("a peer that stops answering (keepalive)", () => {
+  it("reports a snapshot failed when its stream dies under it", async () => {
+    const { a, child, lines, address } = await startFrozenPeer(300);
+    a.transport.addPeer("b", address);
+    a.transport.send([numbered("a", "b", 1)]);
+    await until("b got the first message", () => lines.length === 2);
+    child.kill("SIGSTOP");
+    // 32 MiB cannot fit in the connection's buffers: the send is still under way when keepalive gives up.
+    const data = new Uint8Array(32 * 1024 * 1024);
+    a.transport.send([
+      message({
+        type: MessageType.Snap,
+        from: a.id,
+        to: nodeId("b"),
+        snapshot: { meta: { index: index(9), term: term(1), confState: { voters: [], learners: [] } }, data },
+      }),
+    ]);
+    await until("a heard the snapshot failed", () => a.snapshotStatus.length === 1, 5_000);
+    expect(a.snapshotStatus).toEqual([{ peer: nodeId("b"), ok: false }]);
+  });
+
   it("notices a frozen peer, keeps the messages queued, and delivers them once it thaws", async () => {
-    a = await startMember("a", { keepaliveMs: 300 });
-    child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        new URL("./member-process.ts", import.meta.url).pathname,
-        "b",
-        "a",
-        a.address,
-        "300",
-      ],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    const lines: Record<string, unknown>[] = [];
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (l) =>
-      lines.push(JSON.parse(l)),
-    );
-    await until("b is listening", () => lines.length > 0, 20_000);
-    const address = lines[0]?.address as string;
+    const { a, child, lines, address } = await startFrozenPeer(300);
     const commits = () => lines.filter((l) => l.from === "a").map((l) => l.commit);
 
     a.transport.addPeer("b", address);
@@ -47,7 +71,7 @@ describe("keepalive", () => {
     await until("b got the first message", () => commits().length === 1);
 
     child.kill("SIGSTOP");
-    await until("a noticed b stopped answering", () => a?.unreachable.includes(nodeId("b")) === true, 5_000);
+    await until("a noticed b stopped answering", () => a.unreachable.includes(nodeId("b")), 5_000);
     expect(a.transport.stats().get(nodeId("b"))?.connected).toBe(false);
     a.transport.send([10, 11, 12].map((n) => numbered("a", "b", n)));
     expect(a.transport.stats().get(nodeId("b"))?.queued).toBe(3);
