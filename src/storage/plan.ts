@@ -23,6 +23,12 @@ export interface SaveRequest {
   readonly hardState?: HardState | undefined;
   readonly entries?: readonly Entry[] | undefined;
   readonly snapshot?: Snapshot | undefined;
+  /**
+   * The Ready's `mustSync`. Only an explicit false (the commit index moved, nothing else: etcd's
+   * MustSync) lets the write skip its fsync; LevelDB appends its log in order, so the next synced batch
+   * makes it durable too, and a crash before that loses only a commit index the leader will resend.
+   */
+  readonly mustSync?: boolean | undefined;
 }
 
 export type Write =

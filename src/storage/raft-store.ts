@@ -4,7 +4,8 @@
 // crash could take back.
 //
 // Every write is a LevelDB batch with `sync: true` (the fsync that makes a vote or an acknowledged append
-// binding: Raft paper §5.1, "updated on stable storage before responding to RPCs"). Group commit: the
+// binding: Raft paper §5.1, "updated on stable storage before responding to RPCs"), unless the Ready
+// itself says no sync is needed (`mustSync: false`, see SaveRequest). Group commit: the
 // writes queued while a batch is being written go together into the next single batch, so one fsync covers
 // everything that arrived meanwhile; writes resolve in the order they were made.
 
@@ -45,6 +46,8 @@ export interface BatchInfo {
   /** LevelDB operations (puts and deletes) in it. */
   readonly ops: number;
   readonly bytes: number;
+  /** Whether it was written with an fsync (false only when every write in it had `mustSync: false`). */
+  readonly synced: boolean;
   readonly durationMs: number;
 }
 
@@ -252,7 +255,8 @@ export class RaftStore implements Storage {
     if (accepted.length === 0) return;
     const now = this.opts.now ?? (() => performance.now());
     const start = now();
-    if (planner.ops.length > 0) await this.db.batch(planner.ops as BatchOp[], { sync: true });
+    const sync = accepted.some((p) => p.write.kind !== "save" || p.write.req.mustSync !== false);
+    if (planner.ops.length > 0) await this.db.batch(planner.ops as BatchOp[], { sync });
     this.applyEffects(effects);
     this.batches++;
     this.writes += accepted.length;
@@ -260,6 +264,7 @@ export class RaftStore implements Storage {
       writes: accepted.length,
       ops: planner.ops.length,
       bytes: planner.bytes,
+      synced: sync,
       durationMs: now() - start,
     });
     for (const p of accepted) p.resolve();

@@ -227,6 +227,40 @@ describe("RaftStore", () => {
     expect(allEntries(await reopen()).map((e) => `${e.index}@${e.term}`)).toEqual(["2@1", "3@1", "4@2"]);
   });
 
+  it("skips the fsync only for a batch whose every write says mustSync: false", async () => {
+    const batches: BatchInfo[] = [];
+    const s = await reopen({ onBatch: (b: BatchInfo) => batches.push(b) });
+    await s.bootstrap(CONF);
+    await s.save({ entries: ents(2, 4, 1), hardState: hs(1, 1) });
+    await s.save({ hardState: hs(1, 3), mustSync: false }); // only the commit index moved
+    await Promise.all([
+      s.save({ hardState: hs(1, 4), mustSync: false }),
+      s.save({ entries: [ent(5, 1)], mustSync: true }),
+    ]);
+    expect(batches.map((b) => [b.writes, b.synced])).toEqual([
+      [1, true],
+      [1, true],
+      [1, false],
+      [2, true],
+    ]);
+    expect((await reopen()).initialState().hardState.commit).toBe(4);
+  });
+
+  it("after a failed write every later write fails too, until the store is reopened", async () => {
+    const s = await reopen();
+    await s.bootstrap(CONF);
+    // A real LevelDB error: the database handle goes away under the store.
+    await (Reflect.get(s, "db") as { close(): Promise<void> }).close();
+    const failed = await s.save({ entries: [ent(2, 1)] }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(StorageUnavailableError);
+    expect((failed as Error).message).toBe(`raft store ${dir} failed a write and must be reopened`);
+    expect((failed as Error).cause).toBeInstanceOf(Error);
+    await expect(s.save({ hardState: hs(1, 1) })).rejects.toThrow(/failed a write and must be reopened/);
+    expect(s.lastIndex()).toBe(1); // the mirror never showed the failed write
+    await s.close();
+    expect((await reopen()).lastIndex()).toBe(1);
+  });
+
   it("a second open of the same directory fails clearly until the first is closed", async () => {
     const s = await reopen();
     const err = await RaftStore.open(dir).catch((e: unknown) => e);
