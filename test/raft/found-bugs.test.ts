@@ -1,5 +1,5 @@
-// Minimal reproductions of defects found in src/raft by the unit and paper tests. Each test states the rule
-// it checks and the observed behaviour; they fail until the core is fixed, and must pass afterwards.
+// Minimal reproductions of defects the unit and paper tests found in src/raft. Each test states the rule it
+// checks and the behaviour that was observed; both were fixed in 08f4473 and stay here as regression tests.
 
 import { describe, expect, it } from "vitest";
 import { ConfChangeType, MessageType, nodeId, StateType } from "../../src/raft/index.js";
