@@ -52,10 +52,8 @@ export class PeerLink {
   private client!: Client<Raft>;
   private stream: Stream | undefined;
   private streamOver = false;
-  /** Indexes of snapshots sent whole and not yet acknowledged, oldest first. */
+  /** Indexes of snapshots being sent or sent and not yet acknowledged, oldest first. */
   private awaitingAck: Index[] = [];
-  /** A snapshot partly written when the stream broke. */
-  private sendingSnapshot = false;
   private wake: (() => void) | undefined;
   private cancelSleep: (() => void) | undefined;
   private stopped = false;
@@ -232,16 +230,16 @@ export class PeerLink {
       this.host.snapshotStatus(this.id, false);
       return;
     }
-    const index = m.snapshot?.meta.index;
+    const index = m.snapshot?.meta.index ?? (0 as Index);
     this.host.log(
       "info",
       { peer: this.id, index, bytes: m.snapshot?.data.length },
       "transport.snapshot_sending",
     );
-    this.sendingSnapshot = true;
+    // Counted as awaiting its ack from the first chunk on: whether the stream breaks during the chunks
+    // or after them, closeStream() reports it failed exactly once.
+    this.awaitingAck.push(index);
     for (const frame of snapshotFrames(m, snapshotChunkBytes)) await stream.send(frame);
-    this.sendingSnapshot = false;
-    if (index !== undefined) this.awaitingAck.push(index);
   }
 
   /** Reads SnapshotAcks until the stream ends; resolves with its failure (undefined when it ended OK). */
@@ -308,9 +306,8 @@ export class PeerLink {
   private closeStream(): void {
     if (!this.stream) return;
     this.stream = undefined;
-    const lost = this.awaitingAck.length + (this.sendingSnapshot ? 1 : 0);
+    const lost = this.awaitingAck.length;
     this.awaitingAck = [];
-    this.sendingSnapshot = false;
     for (let i = 0; i < lost; i++) this.host.snapshotStatus(this.id, false);
   }
 
