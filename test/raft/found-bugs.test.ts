@@ -1,5 +1,6 @@
 // Minimal reproductions of defects the unit and paper tests found in src/raft. Each test states the rule it
-// checks and the behaviour that was observed; both were fixed in 08f4473 and stay here as regression tests.
+// checks and the behaviour that was observed. The first two were fixed in 08f4473 and stay as regression
+// tests; the last (a one-voter cluster with a learner) fails until the core is fixed.
 
 import { describe, expect, it } from "vitest";
 import { ConfChangeType, MessageType, nodeId, StateType } from "../../src/raft/index.js";
@@ -38,5 +39,25 @@ describe("found bugs: ReadIndex request ids", () => {
     cl.tickAll(20);
     expect(cl.reads("b").map((r) => r.ctx)).toEqual(["1"]);
     expect(cl.reads("c").map((r) => r.ctx)).toEqual(["1"]);
+  });
+});
+
+describe("found bugs: ReadIndex with a single voter and a learner", () => {
+  it("thesis §6.4: a one-voter cluster serves a read on its own when its only learner is down", () => {
+    // The leader's own acknowledgement is already a quorum of the voters, but Raft.leaderReadIndex takes the
+    // immediate path only when there are no learners at all (ProgressTracker.isSingleton counts them), and
+    // otherwise checks for a quorum only when a HeartbeatResp arrives. With the learner down, none ever
+    // does: every read hangs forever, while writes keep committing.
+    const cl = new Cluster({ voters: ["a"] });
+    cl.elect("a");
+    cl.join("d");
+    cl.proposeConfChange("a", { type: ConfChangeType.AddLearner, nodeId: nodeId("d") });
+    cl.stabilize();
+    expect(cl.status("a").config).toEqual({ voters: ["a"], learners: ["d"] });
+    cl.crash("d");
+    cl.readIndex("a", "r");
+    cl.tick("a", 30);
+    cl.stabilize();
+    expect(cl.reads("a").map((r) => r.ctx)).toEqual(["r"]);
   });
 });
