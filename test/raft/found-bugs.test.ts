@@ -1,10 +1,18 @@
 // Minimal reproductions of defects the unit and paper tests found in src/raft. Each test states the rule it
 // checks and the behaviour that was observed. The first two were fixed in 08f4473 and stay as regression
-// tests; the last (a one-voter cluster with a learner) fails until the core is fixed.
+// tests; the last two (a one-voter cluster with a learner; mustSync with a snapshot) fail until fixed.
 
 import { describe, expect, it } from "vitest";
-import { ConfChangeType, MessageType, nodeId, StateType } from "../../src/raft/index.js";
-import { Cluster } from "./harness.js";
+import {
+  ConfChangeType,
+  index,
+  MemoryStorage,
+  MessageType,
+  nodeId,
+  StateType,
+  term,
+} from "../../src/raft/index.js";
+import { Cluster, ids, Solo } from "./harness.js";
 
 describe("found bugs", () => {
   it("§6 removing the leader: its TimeoutNow handover elects a successor without waiting for an election timeout", () => {
@@ -59,5 +67,33 @@ describe("found bugs: ReadIndex with a single voter and a learner", () => {
     cl.tick("a", 30);
     cl.stabilize();
     expect(cl.reads("a").map((r) => r.ctx)).toEqual(["r"]);
+  });
+});
+
+describe("found bugs: durability of an installed snapshot", () => {
+  it("Ready contract: a Ready that carries a snapshot must be synced before its acknowledgement is sent", () => {
+    // A follower in the leader's term installs a snapshot: the Ready holds the snapshot, the new commit
+    // index and the AppResp acknowledging the snapshot's index — but no entries and no term/vote change,
+    // so mustSync is false and a caller following index.ts may skip the fsync. A crash then loses a
+    // snapshot the leader already counts in this follower's match; the leader never probes below match,
+    // so the follower can no longer be repaired by appends.
+    const st = MemoryStorage.bootstrap({ voters: ids("a", "b", "c"), learners: [] });
+    st.setHardState({ term: term(2), vote: nodeId("a"), commit: index(1) });
+    const s = new Solo(st, "b");
+    s.step({ type: MessageType.Heartbeat, from: nodeId("a"), term: term(2) });
+    s.drain();
+    s.step({
+      type: MessageType.Snap,
+      from: nodeId("a"),
+      term: term(2),
+      snapshot: {
+        meta: { index: index(10), term: term(2), confState: { voters: ids("a", "b", "c"), learners: [] } },
+        data: new Uint8Array(),
+      },
+    });
+    const rd = s.node.ready();
+    expect(rd.snapshot?.meta.index).toBe(10);
+    expect(rd.messages).toMatchObject([{ type: MessageType.AppResp, index: 10, reject: false }]);
+    expect(rd.mustSync).toBe(true);
   });
 });
