@@ -127,6 +127,7 @@ function checkLog(
       throw corrupt(
         `entry ${first.index}`,
         `term ${first.term} is lower than the snapshot's term ${snap.meta.term}`,
+        first.index,
       );
     }
     last = Math.max(s, lastEntry.index);

@@ -84,6 +84,7 @@ export class RaftStore implements Storage {
   private flushing: Promise<void> | undefined;
   private failure: Error | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private batches = 0;
   private writes = 0;
 
@@ -117,12 +118,8 @@ export class RaftStore implements Storage {
       if (loaded.empty) {
         // A fresh store records its (empty) snapshot at once, so that from now on a missing snapshot
         // record always means lost data.
-        await db.batch(
-          [{ type: "put", key: SNAPSHOT_KEY, value: frame(SNAPSHOT_KEY, encodeSnapshot(ZERO_SNAPSHOT)) }],
-          {
-            sync: true,
-          },
-        );
+        const value = frame(SNAPSHOT_KEY, encodeSnapshot(ZERO_SNAPSHOT));
+        await db.batch([{ type: "put", key: SNAPSHOT_KEY, value }], { sync: true });
       }
       return new RaftStore(dir, db, loaded, opts);
     } catch (e) {
@@ -199,11 +196,13 @@ export class RaftStore implements Storage {
   }
 
   /** Waits for queued writes, then closes the database (releasing the directory lock). */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
     this.closed = true;
-    await this.flushing;
-    await this.db.close();
+    this.closing ??= (async () => {
+      await this.flushing;
+      await this.db.close();
+    })();
+    return this.closing;
   }
 
   private enqueue(write: Write): Promise<void> {

@@ -6,7 +6,7 @@ import { encodeEntry } from "../../src/codec/raft.js";
 import { index, nodeId, term } from "../../src/raft/index.js";
 import { RaftStore, StorageCorruptError } from "../../src/storage/index.js";
 import { entryKey, frame, HARD_STATE_KEY, SNAPSHOT_KEY } from "../../src/storage/record.js";
-import { encodeHardState } from "../../src/storage/values.js";
+import { encodeHardState, encodeSnapshot } from "../../src/storage/values.js";
 import { ent, ents, tempDir, withRawDb } from "./helpers.js";
 
 const CONF = { voters: [nodeId("a")], learners: [] };
@@ -135,6 +135,28 @@ describe("opening a damaged store", () => {
       ),
     );
     expect((await openFails()).message).toMatch(/hard state: commit 5 is before the snapshot at 6/);
+  });
+
+  it("a log kept below the snapshot must agree with it at the snapshot index", async () => {
+    const s = await RaftStore.open(dir);
+    await s.createSnapshot(index(6), CONF, new Uint8Array([6]));
+    await s.compact(index(4));
+    await s.close();
+    await damage(async (db) => {
+      const meta = { index: index(6), term: term(5), confState: CONF };
+      await db.put(SNAPSHOT_KEY, frame(SNAPSHOT_KEY, encodeSnapshot({ meta, data: new Uint8Array([6]) })));
+    });
+    expect((await openFails()).message).toMatch(/entry 6: term 2 differs from term 5 of the snapshot at 6/);
+  });
+
+  it("a hard-state term below the log's last term is reported", async () => {
+    await damage(async (db) =>
+      db.put(
+        HARD_STATE_KEY,
+        frame(HARD_STATE_KEY, encodeHardState({ term: term(1), vote: nodeId("a"), commit: index(6) })),
+      ),
+    );
+    expect((await openFails()).message).toMatch(/hard state: term 1 is lower than term 2 of the last entry/);
   });
 
   it("a missing snapshot for a non-empty log is reported", async () => {

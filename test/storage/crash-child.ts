@@ -4,7 +4,7 @@
 // it with SIGKILL at a random moment and checks the store against what was acknowledged.
 //
 // Usage: crash-child.ts <dir> <seed>
-// Output lines: "ready <firstIndex> <lastIndex>", "a <from> <to> <term> <commit>" (a save; "-" for no
+// Output lines: "ready <firstIndex> <lastIndex>" (as opened), "b" (bootstrapped), "a <from> <to> <term> <commit>" (a save; "-" for no
 // entries), "s <index>" (snapshot created), "c <index>" (compacted).
 
 import { index, nodeId, term } from "../../src/raft/index.js";
@@ -29,13 +29,16 @@ const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const CONF = { voters: [nodeId("n1")], learners: [] };
 
 const store = await RaftStore.open(dir);
-if (store.snapshot().meta.index === 0) await store.bootstrap(CONF);
+out(`ready ${store.firstIndex()} ${store.lastIndex()}`); // what it found, before writing anything
+if (store.snapshot().meta.index === 0) {
+  await store.bootstrap(CONF);
+  out("b");
+}
 let last: number = store.lastIndex();
 let t: number = store.hardState().term;
 let commit: number = store.hardState().commit;
 let snapIndex: number = store.snapshot().meta.index;
 let dummy = store.firstIndex() - 1;
-out(`ready ${store.firstIndex()} ${last}`);
 
 const inflight: Promise<void>[] = [];
 for (;;) {
