@@ -121,6 +121,37 @@ function persist(s: MemoryStorage, snap: Snapshot | undefined, ents: readonly En
   if (hs) s.setHardState(hs);
 }
 
+/**
+ * One line per message, for transcript tests, e.g. `a->b App t2 prev=(1,1) commit=1 [2@2]`.
+ * Only the fields that matter for the message type are shown.
+ */
+export function formatMessage(m: Message): string {
+  const head = `${m.from}->${m.to} ${m.type} t${m.term}`;
+  const ents = m.entries
+    .map((e) => `${e.index}@${e.term}${e.data.length ? `:${text(e.data)}` : ""}`)
+    .join(" ");
+  switch (m.type) {
+    case "App":
+      return `${head} prev=(${m.index},${m.logTerm}) commit=${m.commit} [${ents}]`;
+    case "AppResp":
+      return m.reject
+        ? `${head} reject=${m.index} hint=(${m.rejectHint},${m.logTerm})`
+        : `${head} index=${m.index}`;
+    case "Vote":
+    case "PreVote":
+      return `${head} last=(${m.index},${m.logTerm})`;
+    case "VoteResp":
+    case "PreVoteResp":
+      return `${head}${m.reject ? " rejected" : " granted"}`;
+    case "Heartbeat":
+      return `${head} commit=${m.commit}`;
+    case "Prop":
+      return `${head} [${ents}]`;
+    default:
+      return head;
+  }
+}
+
 /** One member: its durable storage survives crash(); everything else is rebuilt on restart(). */
 export interface Member {
   readonly id: NodeId;
@@ -351,6 +382,14 @@ export class Cluster {
       n++;
     }
     return n;
+  }
+
+  /** Delivers everything queued and returns it as transcript lines (then processes every Ready). */
+  round(): string[] {
+    const lines = this.inbox.filter((m) => !this.blocked(m)).map(formatMessage);
+    this.deliver();
+    this.processAll();
+    return lines;
   }
 
   /** Deletes queued messages that match `filter` (they are lost). */

@@ -121,6 +121,19 @@ describe("§6 membership changes", () => {
     expect(refusal(add)).toBe("accepted");
   });
 
+  it("§6: a member restarted with `applied` starts in the configuration its applied conf changes produced", () => {
+    const cl = new Cluster({ voters: ["a", "b", "c"] });
+    cl.elect("a");
+    cl.join("d");
+    cl.proposeConfChange("a", { type: ConfChangeType.AddLearner, nodeId: d });
+    cl.stabilize();
+    const applied = cl.status("b").applied;
+    cl.crash("b");
+    cl.member("b").opts = { ...cl.member("b").opts, applied };
+    cl.restart("b");
+    expect(cl.status("b")).toMatchObject({ applied, config: { voters: ids("a", "b", "c"), learners: [d] } });
+  });
+
   it("§6: invalid conf changes are refused with 'invalid-conf-change' and a sentence naming the node", () => {
     const cl = new Cluster({ voters: ["a", "b"] });
     cl.elect("a");
