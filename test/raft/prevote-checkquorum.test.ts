@@ -150,6 +150,41 @@ describe("CheckQuorum (thesis §6.2)", () => {
     expect(cl.pendingOfType(MessageType.VoteResp)).toEqual([]);
   });
 
+  it("thesis §4.2.3: a candidate stuck in a high term after a partition is freed: the cluster converges on one leader in its term", () => {
+    const cl = new Cluster({ voters: ["a", "b", "c"], checkQuorum: true });
+    cl.elect("a");
+    cl.isolate("c");
+    cl.tick("c", 60);
+    const stuck = cl.term("c");
+    expect(stuck).toBeGreaterThan(3);
+    cl.heal();
+    cl.tickAll(60);
+    expect(cl.leaders()).toHaveLength(1);
+    const lead = cl.leader()!;
+    for (const n of ["a", "b", "c"]) {
+      expect(cl.term(n)).toBeGreaterThanOrEqual(stuck);
+      expect(cl.status(n).lead).toBe(lead);
+    }
+  });
+
+  it("thesis §9.6: a stale leader rejoining after a partition steps down as soon as a follower answers its heartbeat", () => {
+    // PreVote without CheckQuorum: the cut-off leader keeps leading term 2. Its first heartbeat after the
+    // partition heals is answered with the newer term (a PreVote cluster must tell it, or it could stay).
+    const cl = new Cluster({ voters: ["a", "b", "c"], preVote: true });
+    cl.elect("a");
+    cl.isolate("a");
+    cl.tickAll(40);
+    expect(cl.leaders().map((l) => [l.id, l.term])).toEqual(expect.arrayContaining([[a, 2]]));
+    const newLead = cl.leaders().find((l) => l.id !== a)!;
+    expect(newLead.term).toBe(3);
+    cl.heal();
+    cl.tick("a");
+    cl.stabilize();
+    expect(cl.state("a")).toBe(StateType.Follower);
+    expect(cl.term("a")).toBe(3);
+    expect(cl.leaders()).toEqual([newLead]);
+  });
+
   it("thesis §4.2.3 + §9.6: with CheckQuorum and PreVote, a flapping link to one follower never changes the term", () => {
     const cl = new Cluster({ voters: ["a", "b", "c"], checkQuorum: true, preVote: true, seed: 3 });
     cl.elect("a");

@@ -109,6 +109,29 @@ describe("pipelining and flow control", () => {
     expect(cl.values("b")).toContain("x".repeat(500));
   });
 
+  it("etcd flow control: maxInflightBytes caps the entry bytes in flight to one follower", () => {
+    // Each entry carries 10 bytes of data; 25 bytes of window hold three single-entry appends.
+    const cl = new Cluster({ voters: ["a", "b", "c"], maxInflightBytes: 25 });
+    cl.elect("a");
+    for (let k = 0; k < 6; k++) cl.propose("a", `value-000${k}`);
+    expect(cl.pending(appsTo("b")).map((m) => m.entries.length)).toEqual([1, 1, 1]);
+    cl.stabilize();
+    expect(cl.values("b")).toHaveLength(6);
+  });
+
+  it("etcd: maxCommittedSizePerReady spreads a large commit over several Readys, applied in order", () => {
+    const cl = new Cluster({ voters: ["a", "b", "c"], maxCommittedSizePerReady: 100 });
+    cl.elect("a");
+    cl.isolate("b");
+    cl.isolate("c");
+    for (let k = 0; k < 10; k++) cl.propose("a", `value-000${k}`);
+    cl.heal();
+    cl.tickAll(2);
+    const a = cl.node("a");
+    expect(a.status().applied).toBe(a.status().commit);
+    expect(cl.values("a")).toEqual(Array.from({ length: 10 }, (_, k) => `value-000${k}`));
+  });
+
   it("etcd flow control: a lost append in Replicate state is recovered through the next heartbeat, without new proposals", () => {
     const cl = new Cluster({ voters: ["a", "b", "c"] });
     cl.elect("a");
