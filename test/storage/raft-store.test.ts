@@ -187,6 +187,17 @@ describe("RaftStore", () => {
     expect([r.firstIndex(), r.lastIndex(), r.initialState().hardState.commit]).toEqual([51, 52, 51]);
   });
 
+  it("keeps a large snapshot intact across a restart", async () => {
+    const s = await reopen();
+    await s.bootstrap(CONF);
+    const data = new Uint8Array(8 * 1024 * 1024).map((_, i) => (i * 31 + (i >>> 11)) & 0xff);
+    const snap: Snapshot = { meta: { index: index(1000), term: term(4), confState: CONF }, data };
+    await s.save({ snapshot: snap, hardState: hs(4, 1000) });
+    const r = await reopen();
+    expect(r.snapshot().meta).toEqual(snap.meta);
+    expect(Buffer.compare(r.snapshot().data, data)).toBe(0);
+  });
+
   it("group commit: many concurrent saves share a few fsynced batches and resolve in order", async () => {
     const batches: BatchInfo[] = [];
     const s = await reopen({ onBatch: (b: BatchInfo) => batches.push(b) });

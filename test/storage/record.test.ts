@@ -12,6 +12,23 @@ describe("crc32c", () => {
     expect(crc32c(new Uint8Array(0))).toBe(0);
   });
 
+  it("agrees with the plain bit-by-bit definition at every length and alignment", () => {
+    const bitwise = (d: Uint8Array) => {
+      let c = 0xffffffff;
+      for (const b of d) {
+        c ^= b;
+        for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+      }
+      return ~c >>> 0;
+    };
+    const data = new Uint8Array(300).map((_, i) => (i * 7919 + 13) & 0xff);
+    for (let off = 0; off < 8; off++) {
+      for (let len = 0; len < 40; len++)
+        expect(crc32c(data.subarray(off, off + len))).toBe(bitwise(data.subarray(off, off + len)));
+    }
+    expect(crc32c(data)).toBe(bitwise(data));
+  });
+
   it("continues over pieces exactly as over the whole", () => {
     const all = bytes("the quick brown fox jumps over the lazy dog");
     expect(crc32c(all.subarray(17), crc32c(all.subarray(0, 17)))).toBe(crc32c(all));
