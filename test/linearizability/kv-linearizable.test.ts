@@ -83,7 +83,13 @@ describe("linearizable KV histories are accepted", () => {
       get("c3", "x", "a", [20, 21]),
     ]);
     // The search placed the pending put last, after every read: the same as it never happening.
-    expect(info.partitions[0]!.linearization.at(-1)!.input).toEqual({ op: "put", key: "x", value: "b" });
+    // Nobody read "b", so the model marked the put unread: one of a class of interchangeable writes.
+    expect(info.partitions[0]!.linearization.at(-1)!.input).toEqual({
+      op: "put",
+      key: "x",
+      value: "b",
+      unread: true,
+    });
   });
 
   it("accepts a pending put that took effect long after its client gave up", () => {
@@ -102,6 +108,25 @@ describe("linearizable KV histories are accepted", () => {
       cas("c2", "x", "a", "b", true, [2, null]),
       cas("c3", "x", "a", "c", true, [3, null]),
       get("c1", "x", "c", [10, 11]),
+    ]);
+  });
+
+  it("lets a timed-out write nobody read still explain a failed cas", () => {
+    // The cas expected "a" and failed: only the lost put of "b" (never read, so marked unread) can have
+    // changed the value in between.
+    const info = expectOk([
+      put("c1", "x", "a", [0, 1]),
+      put("c2", "x", "b", [2, null]),
+      cas("c1", "x", "a", "c", false, [3, 4]),
+      put("c3", "x", "d", [5, 6]),
+      get("c1", "x", "d", [7, 8]),
+    ]);
+    expect(info.partitions[0]!.linearization.map((op) => op.input.op)).toEqual([
+      "put",
+      "put",
+      "cas",
+      "put",
+      "get",
     ]);
   });
 

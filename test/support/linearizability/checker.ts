@@ -19,8 +19,10 @@ export interface CheckOptions {
   readonly clock?: () => number;
 }
 
-export interface PartitionReport<Input, Output> {
+export interface PartitionReport<Input, Output, State = unknown> {
   readonly name: string;
+  /** The state the search started from. */
+  readonly init: State;
   readonly result: Verdict;
   /** The operations searched (reads with an unknown outcome already dropped). */
   readonly operations: readonly Operation<Input, Output>[];
@@ -32,8 +34,8 @@ export interface PartitionReport<Input, Output> {
   readonly elapsedMs: number;
 }
 
-export interface CheckInfo<Input, Output> {
-  readonly partitions: readonly PartitionReport<Input, Output>[];
+export interface CheckInfo<Input, Output, State = unknown> {
+  readonly partitions: readonly PartitionReport<Input, Output, State>[];
   /** Reads whose outcome was unknown: they constrain nothing and are not searched. */
   readonly droppedReads: number;
   readonly elapsedMs: number;
@@ -41,9 +43,9 @@ export interface CheckInfo<Input, Output> {
   readonly explanation: string;
 }
 
-export interface CheckResult<Input, Output> {
+export interface CheckResult<Input, Output, State = unknown> {
   readonly result: Verdict;
-  readonly info: CheckInfo<Input, Output>;
+  readonly info: CheckInfo<Input, Output, State>;
 }
 
 const defaultClock = () => performance.now();
@@ -52,7 +54,7 @@ export function checkOperations<State, Input, Output>(
   model: Model<State, Input, Output>,
   history: History<Input, Output>,
   options: CheckOptions = {},
-): CheckResult<Input, Output> {
+): CheckResult<Input, Output, State> {
   const clock = options.clock ?? defaultClock;
   if (options.timeoutMs !== undefined && !(options.timeoutMs >= 0)) {
     throw new RangeError(
@@ -74,18 +76,20 @@ export function checkOperations<State, Input, Output>(
   const searched = history.filter((op) => !(isUnknown(op.output) && model.isReadOnly?.(op.input) === true));
   const parts = model.partition?.(searched) ?? [{ name: "history", operations: searched }];
 
-  const partitions: PartitionReport<Input, Output>[] = [];
+  const partitions: PartitionReport<Input, Output, State>[] = [];
   for (const part of parts) {
     const partStarted = clock();
     const operations = part.operations;
+    const init = part.init?.() ?? model.init();
     // Once time is up, the remaining partitions are not searched at all.
     const outcome =
       clock() >= deadlineAt
         ? { result: "unknown" as const, linearization: [], steps: 0 }
-        : searchPartition(model, operations, deadline);
+        : searchPartition(model, operations, init, deadline);
     const inPrefix = new Set(outcome.linearization);
     partitions.push({
       name: part.name,
+      init,
       result: outcome.result,
       operations,
       linearization: outcome.linearization.map((id) => operations[id]!),

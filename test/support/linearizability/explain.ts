@@ -13,7 +13,7 @@ const MAX_LISTED = 25;
 
 export function explainPartition<State, Input, Output>(
   model: Model<State, Input, Output>,
-  report: PartitionReport<Input, Output>,
+  report: PartitionReport<Input, Output, State>,
   origin: number,
 ): string {
   const line = (op: Operation<Input, Output>) =>
@@ -33,7 +33,7 @@ export function explainPartition<State, Input, Output>(
   lines.push(`${report.name}: NOT linearizable (${total} operations; at most ${placed} can be ordered).`);
 
   // Replay the prefix to show the state after each operation and the state the leftovers faced.
-  let state = model.init();
+  let state = report.init;
   const prefixLines: string[] = [];
   report.linearization.forEach((op, i) => {
     const step = model.step(state, op.input, op.output);

@@ -12,9 +12,14 @@ export type StepResult<State> =
   | { readonly ok: false; readonly why?: string };
 
 /** A sub-history that can be checked on its own, with a name for reports (`key "a"`). */
-export interface Partition<Input, Output> {
+export interface Partition<State, Input, Output> {
   readonly name: string;
   readonly operations: readonly Operation<Input, Output>[];
+  /**
+   * This part's initial state, when it differs from `Model.init` (e.g. a finer state for a part whose
+   * operations never observe some detail: tracking it would only multiply the states to search).
+   */
+  init?(): State;
 }
 
 export interface Model<State, Input, Output> {
@@ -29,7 +34,7 @@ export interface Model<State, Input, Output> {
    * Split a history into parts that are linearizable together if and only if each one is (P-compositionality,
    * Herlihy & Wing 1990 §3.3): per key for a key-value store. Without it, the whole history is one part.
    */
-  partition?(history: readonly Operation<Input, Output>[]): Partition<Input, Output>[];
+  partition?(history: readonly Operation<Input, Output>[]): Partition<State, Input, Output>[];
   equal(a: State, b: State): boolean;
   /** 32-bit hash; equal states must hash the same. */
   hash(state: State): number;
@@ -38,6 +43,12 @@ export interface Model<State, Input, Output> {
    * nothing, so the checker drops it instead of searching over where to put it.
    */
   isReadOnly?(input: Input): boolean;
+  /**
+   * Optional symmetry for operations with an unknown outcome: two such operations with the same class name
+   * must have the same effect from every state (`step(s, a, UNKNOWN)` equals `step(s, b, UNKNOWN)`). The
+   * checker then only tries the earliest-invoked unplaced member of a class, instead of every subset.
+   */
+  effectClass?(input: Input): string | undefined;
   /** One sentence naming the field if an operation cannot be interpreted (e.g. output kind ≠ input kind). */
   validate?(operation: Operation<Input, Output>): string | undefined;
   describeOperation(input: Input, output: Output | Unknown): string;
