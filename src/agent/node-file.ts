@@ -28,7 +28,9 @@ export const NodeFileSchema = z
     minLeaseTtlSeconds: z.number().int().positive().optional(),
   })
   .strict()
-  .refine((n) => n.join || n.initialCluster, { message: "initialCluster is required unless join is true" });
+  .refine((n) => n.initialCluster, {
+    message: "initialCluster is required (with join: the current members, whose streams are accepted)",
+  });
 
 export type NodeFile = z.infer<typeof NodeFileSchema>;
 

@@ -109,6 +109,12 @@ export class Member {
       kv.memberAddresses = { ...o.initialCluster };
       await this.store.bootstrap({ voters, learners: [] }, kv.snapshot());
       this.log.info({ voters }, "member.bootstrapped");
+    } else if (fresh && o.join) {
+      // A joining member learns the membership from the leader's snapshot, but its transport only accepts
+      // streams from peers it knows: until then, the current members are the ones the operator named.
+      this.kv.memberAddresses = Object.fromEntries(
+        Object.entries(o.initialCluster ?? {}).filter(([n]) => n !== o.name),
+      );
     }
     const snap = this.store.snapshot();
     this.applied = snap.meta.index;

@@ -23,7 +23,8 @@ export interface MemberOptions {
   readonly dataDir: string;
   /**
    * Founding members and their peer addresses; ignored when the data folder already holds state. A member
-   * joining an existing cluster starts with `join: true` and waits to be added as a learner.
+   * joining an existing cluster starts with `join: true` and the current members here, and waits to be
+   * added as a learner.
    */
   readonly initialCluster?: Readonly<Record<string, string>>;
   readonly join?: boolean;
@@ -65,6 +66,11 @@ export function resolveOptions(o: MemberOptions): ResolvedOptions {
     throw new Error(`member name '${r.name}' must be 1-63 letters, digits, '.', '_' or '-'`);
   }
   if (!r.join && !r.initialCluster) throw new Error("initialCluster is required unless join is set");
+  if (r.join && !Object.keys(r.initialCluster ?? {}).some((n) => n !== r.name)) {
+    throw new Error(
+      "initialCluster must name the current members when joining (their streams are refused otherwise)",
+    );
+  }
   if (r.initialCluster && !r.join && !(r.name in r.initialCluster)) {
     throw new Error(`initialCluster does not name this member '${r.name}'`);
   }

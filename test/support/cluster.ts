@@ -230,7 +230,8 @@ export class TestCluster {
           ...fields,
           clusterId: "zsha",
           tls: o.tls(name),
-          ...(i >= 0 ? { initialCluster: initial } : { join: true }),
+          initialCluster: initial,
+          ...(extra.includes("--join") ? { join: true } : {}),
         }),
       );
       args = ["--node-file", file];
@@ -257,9 +258,16 @@ export class TestCluster {
     return a;
   }
 
-  /** Defines (does not start) a new member that will join the running cluster as a learner. */
-  async defineJoiner(name: string): Promise<Agent> {
-    return this.define(name, await freePort(), await freePort(), ["--join"]);
+  /**
+   * Defines (does not start) a new member that will join the running cluster as a learner; it is told the
+   * peer addresses of the current members (`members`, default every other defined agent).
+   */
+  async defineJoiner(name: string, members: string[] = this.names()): Promise<Agent> {
+    const initial = members
+      .filter((n) => n !== name)
+      .map((n) => `${n}=${this.agent(n).peerAddress}`)
+      .join(",");
+    return this.define(name, await freePort(), await freePort(), ["--join", "--initial-cluster", initial]);
   }
 
   agent(name: string): Agent {
@@ -353,18 +361,7 @@ export class TestCluster {
   }
 }
 
-/**
- * For a test file: the failed-test flag that `destroy(keep)` wants. Call inside describe() or at top level,
- * before the hooks that destroy clusters.
- */
-export function failureFlag(
-  beforeEach: (f: (ctx: { onTestFailed(f: () => void): void }) => void) => void,
-): () => boolean {
-  let failed = false;
-  beforeEach((ctx) =>
-    ctx.onTestFailed(() => {
-      failed = true;
-    }),
-  );
-  return () => failed;
+/** Whether the test whose hook context this is has failed (for `destroy(keep)` in afterEach). */
+export function testFailed(ctx: { task: { result?: { state?: string } } }): boolean {
+  return ctx.task.result?.state === "fail";
 }
