@@ -730,7 +730,12 @@ export class Raft {
 
   private startReadIndex(m: Message): void {
     const hb = this.readOnly.addRequest(this.log.committed, m);
-    this.readOnly.recvAck(this.id, hb);
+    const acks = this.readOnly.recvAck(this.id, hb);
+    // Our own ack may already be a quorum of voters (one voter plus learners): no round trip needed.
+    if (acks && this.tracker.hasQuorum(acks)) {
+      for (const rs of this.readOnly.advance(hb)) this.respondToReadIndex(rs.req, rs.index);
+      return;
+    }
     this.bcastHeartbeat();
   }
 

@@ -150,8 +150,13 @@ export class RawNode {
       committedEntries: r.log.hasNextCommittedEntries() ? r.log.nextCommittedEntries() : [],
       messages: r.msgs,
       readStates: r.readStates,
+      // A snapshot must be durable before the AppResp acknowledging it leaves: the leader never sends this
+      // follower anything below the snapshot again.
       mustSync:
-        entries.length > 0 || hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote,
+        entries.length > 0 ||
+        snapshot !== undefined ||
+        hs.term !== this.prevHardState.term ||
+        hs.vote !== this.prevHardState.vote,
     };
     r.msgs = [];
     r.readStates = [];
