@@ -11,6 +11,7 @@ import {
   CompactedError,
   KvError,
   leaseId,
+  type RevisionEvents,
   validateCompact,
   validateDeleteRange,
   validateLeaseGrant,
@@ -118,6 +119,20 @@ export function watchService(member: Member): ServiceImpl<typeof kvpb.WatchServi
                 );
               }
               let id = 0n;
+              // The store replays past revisions synchronously inside watch(), before the watch has its id:
+              // those batches wait until the client has the `created` answer, as etcd orders them.
+              let early: RevisionEvents[] | undefined = [];
+              const send = (batch: RevisionEvents) =>
+                out.push(
+                  create(kvpb.WatchResponseSchema, {
+                    header: create(kvpb.ResponseHeaderSchema, {
+                      member: member.opts.name,
+                      revision: BigInt(batch.revision),
+                    }),
+                    watchId: id,
+                    events: [...batch.events],
+                  }),
+                );
               try {
                 const w = member.kv.watch(
                   {
@@ -127,17 +142,7 @@ export function watchService(member: Member): ServiceImpl<typeof kvpb.WatchServi
                     prevKv: c.prevKv,
                   },
                   {
-                    onEvents: (batch) =>
-                      out.push(
-                        create(kvpb.WatchResponseSchema, {
-                          header: create(kvpb.ResponseHeaderSchema, {
-                            member: member.opts.name,
-                            revision: BigInt(batch.revision),
-                          }),
-                          watchId: id,
-                          events: [...batch.events],
-                        }),
-                      ),
+                    onEvents: (batch) => (early ? early.push(batch) : send(batch)),
                     onCancel: (reason) => {
                       watchers.delete(id);
                       out.push(
@@ -159,6 +164,8 @@ export function watchService(member: Member): ServiceImpl<typeof kvpb.WatchServi
                 out.push(
                   create(kvpb.WatchResponseSchema, { header: header(member), watchId: id, created: true }),
                 );
+                for (const batch of early) send(batch);
+                early = undefined;
               } catch (e) {
                 if (!(e instanceof CompactedError)) throw e;
                 out.push(
