@@ -1,14 +1,13 @@
 // 3 and 5 real agent processes: writes and linearizable reads through every member (followers forward to
 // the leader), the leader killed with SIGKILL while a writer keeps going, a new leader answering, and the
 // old leader restarted on its data catching up with every acknowledged write.
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { text } from "../../src/client/kv-client.js";
-import { failureFlag, TestCluster, until } from "../support/cluster.js";
+import { TestCluster, testFailed, until } from "../support/cluster.js";
 
-const failed = failureFlag(beforeEach);
 let cluster: TestCluster | undefined;
-afterEach(async () => {
-  await cluster?.destroy(failed());
+afterEach(async (ctx) => {
+  await cluster?.destroy(testFailed(ctx));
   cluster = undefined;
 });
 

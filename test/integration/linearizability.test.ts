@@ -3,12 +3,12 @@
 // (-9), pauses (SIGSTOP/SIGCONT) and restarts members, the leader among them. Every history goes through
 // the porcupine-style checker and must come out linearizable. Failed or timed-out operations are recorded
 // as possibly applied; only a refused connection (the request never left) counts as not applied.
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { type KvClient, text } from "../../src/client/kv-client.js";
 import { Compare_CompareResult } from "../../src/gen/zsha/kv/v1/kv_pb.js";
 import { Code, RpcError } from "../../src/grpc/index.js";
 import { Rng } from "../linearizability/rng.js";
-import { type Agent, failureFlag, TestCluster, until } from "../support/cluster.js";
+import { type Agent, TestCluster, testFailed, until } from "../support/cluster.js";
 import {
   checkOperations,
   HistoryRecorder,
@@ -21,7 +21,10 @@ const HISTORY_MS = 5_000;
 const KEYS = 3;
 const OP_DEADLINE_MS = 1_500;
 
-const failed = failureFlag(beforeEach);
+let anyFailed = false;
+afterEach((ctx) => {
+  if (testFailed(ctx)) anyFailed = true;
+});
 
 interface Totals {
   histories: number;
@@ -159,11 +162,14 @@ async function runClient(
   }
 }
 
-/** Faults during one history; leaves every member running when it returns. */
+/** Faults during one history, each over before the history ends; leaves every member running. */
 async function nemesis(c: TestCluster, rng: Rng, endAt: number): Promise<void> {
-  await sleep(300 + rng.int(400));
-  while (performance.now() < endAt - 1200) {
-    const leader = await c.waitLeader(5000).catch(() => undefined);
+  const left = () => endAt - performance.now();
+  const nap = (ms: number) => sleep(Math.max(0, Math.min(ms, left())));
+  await nap(300 + rng.int(400));
+  while (left() > 1200) {
+    const leader = await c.waitLeader(Math.max(500, left())).catch(() => undefined);
+    if (left() < 800) break;
     const running = c.running();
     const target: Agent = leader && rng.next() < 0.5 ? c.agent(leader) : running[rng.int(running.length)]!;
     if (target.name === leader) totals.leaderFaults++;
@@ -171,19 +177,19 @@ async function nemesis(c: TestCluster, rng: Rng, endAt: number): Promise<void> {
     if (kind < 0.4) {
       totals.kills++;
       await target.kill();
-      await sleep(300 + rng.int(900));
+      await nap(300 + rng.int(900));
       target.start();
     } else if (kind < 0.8) {
       totals.pauses++;
       target.pause();
-      await sleep(300 + rng.int(1500));
+      await nap(300 + rng.int(1500));
       target.resume();
     } else {
       totals.restarts++;
       await target.stop();
       target.start();
     }
-    await sleep(400 + rng.int(600));
+    await nap(400 + rng.int(600));
   }
 }
 
@@ -234,7 +240,7 @@ describe.each(GROUPS.map((g, i) => ({ ...g, group: i })))(
   ({ size, histories, group }) => {
     let c: TestCluster | undefined;
     afterAll(async () => {
-      await c?.destroy(failed());
+      await c?.destroy(anyFailed);
     });
     it.each(Array.from({ length: histories }, (_, i) => i))(
       "history %i",
