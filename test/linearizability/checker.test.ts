@@ -7,6 +7,8 @@ import {
   checkOperations,
   HistoryError,
   hashString,
+  historyFromJson,
+  historyToJson,
   type KeyState,
   type KvOperation,
   kvModel,
@@ -188,5 +190,26 @@ describe("a model of another shape", () => {
     const { result, info } = checkOperations(queueModel, history);
     expect(result).toBe("illegal");
     expect(info.explanation).toContain("dequeued 2, head is 1");
+  });
+});
+
+describe("history JSON", () => {
+  it("round-trips a history with unknown outcomes (Infinity is written as null)", () => {
+    const history = randomHistory({ seed: 5, clients: 3, operations: 50, keys: 2, pendingRate: 0.2 });
+    const json = historyToJson(history);
+    expect(json).toContain('"returnAt": null');
+    const back = historyFromJson<KvOperation["input"], KvOperation["output"]>(json);
+    expect(back).toEqual(history);
+    expect(checkOperations(kvModel, back).result).toBe("ok");
+  });
+
+  it("refuses JSON that is not a list of operations, naming the bad one", () => {
+    expect(() => historyFromJson("{}")).toThrow("a history must be a JSON array of operations.");
+    expect(() =>
+      historyFromJson('[{"client":"c1","input":{},"callAt":1,"output":{},"returnAt":2}, 7]'),
+    ).toThrow("operation 1: must be an object, got 7.");
+    expect(() => historyFromJson('[{"client":"c1","input":{},"callAt":3,"output":{},"returnAt":2}]')).toThrow(
+      "returnAt 2 is before callAt 3",
+    );
   });
 });

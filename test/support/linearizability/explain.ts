@@ -58,8 +58,9 @@ export function explainPartition<State, Input, Output>(
   lines.push("None of these can come next:");
   for (const op of candidates) {
     const step = model.step(state, op.input, op.output);
+    // Rare: the cache or an effect class cut the longer prefix through this operation short.
     const why = step.ok
-      ? "fits here, but nothing can be ordered after it"
+      ? "fits here, but the search found no way to go on after it"
       : (step.why ?? "the model rejects it");
     lines.push(`   x ${line(op)}  -- ${why}`);
   }

@@ -72,3 +72,33 @@ export function validateHistory<I, O>(history: History<I, O>): void {
     }
   });
 }
+
+/**
+ * JSON for a history, to save one that failed next to the test's logs and check it again offline.
+ * JSON has no Infinity: an unknown outcome is written as `"returnAt": null`.
+ */
+export function historyToJson<I, O>(history: History<I, O>): string {
+  return JSON.stringify(
+    history.map((op) => (op.returnAt === Number.POSITIVE_INFINITY ? { ...op, returnAt: null } : op)),
+    null,
+    1,
+  );
+}
+
+/** The inverse of historyToJson; the result is validated (a HistoryError names the bad operation). */
+export function historyFromJson<I, O>(json: string): Operation<I, O>[] {
+  const parsed: unknown = JSON.parse(json);
+  if (!Array.isArray(parsed)) throw new HistoryError("a history must be a JSON array of operations.", -1);
+  const history = parsed.map((op: unknown, index): Operation<I, O> => {
+    if (typeof op !== "object" || op === null) {
+      throw new HistoryError(`operation ${index}: must be an object, got ${JSON.stringify(op)}.`, index);
+    }
+    const { returnAt } = op as { returnAt?: unknown };
+    return {
+      ...(op as Operation<I, O>),
+      returnAt: returnAt === null ? Number.POSITIVE_INFINITY : (returnAt as number),
+    };
+  });
+  validateHistory(history);
+  return history;
+}

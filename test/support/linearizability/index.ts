@@ -25,6 +25,8 @@ export {
   type ClientId,
   type History,
   HistoryError,
+  historyFromJson,
+  historyToJson,
   isUnknown,
   type Operation,
   UNKNOWN,

@@ -7,8 +7,8 @@
  * accepts it, both its entries are unlinked ("lifted"), the previous state is pushed, and the walk restarts
  * at the front. Reaching a return entry means the operation it closes had to be linearized by now and
  * was not, so the last choice is undone (its entries are relinked in place, dancing-links style) and the walk
- * goes on with the entry after it. The list empties when every operation is placed; an empty stack at a
- * return entry means no order exists.
+ * goes on with the entry after it. The search succeeds when every completed operation is placed (see
+ * below for the others); an empty stack at a return entry means no order exists.
  *
  * The cache holds every (set of placed operations, state) already reached: two paths arriving at the same
  * pair have the same futures, so the second is pruned. This is what makes the search practical.
