@@ -20,6 +20,11 @@ export function text(b: Uint8Array): string {
   return dec.decode(b);
 }
 
+/** grpc-js found no connection to the endpoint: the request never left this process. */
+function neverSent(e: RpcError): boolean {
+  return e.message.startsWith("No connection established");
+}
+
 export interface KvClientOptions {
   /** `host:port` or `unix:/path`; calls go to the first that answers and stay there until it fails. */
   readonly endpoints: readonly string[];
@@ -90,10 +95,13 @@ export class KvClient {
   }
 
   /**
-   * Runs `f` against the current endpoint; when the member cannot be reached (UNAVAILABLE before the request
-   * was taken), tries the next one. Other errors are the answer and are thrown as they are.
+   * Runs `f` against the current endpoint; when the member cannot be reached (no connection, so the request
+   * never left), tries the next one. A call that may have reached its member before failing (connection
+   * lost, member stopping) is tried elsewhere only when `repeatable` (reads, status, keep-alive): a write
+   * sent twice could apply twice, and a CAS would then report failure although its first copy succeeded.
+   * Other errors are the answer and are thrown as they are.
    */
-  private async call<T>(f: (c: Conn) => Promise<T>): Promise<T> {
+  private async call<T>(f: (c: Conn) => Promise<T>, repeatable = false): Promise<T> {
     const n = this.opts.endpoints.length;
     let last: unknown;
     for (let attempt = 0; attempt < n; attempt++) {
@@ -105,6 +113,7 @@ export class KvClient {
       } catch (e) {
         last = e;
         if (!(e instanceof RpcError) || e.code !== Code.UNAVAILABLE || n === 1) throw e;
+        if (!repeatable && !neverSent(e)) throw e;
       }
     }
     throw last;
@@ -133,18 +142,20 @@ export class KvClient {
       serializable?: boolean;
     } & CallOptions = {},
   ): Promise<kvpb.RangeResponse> {
-    return this.call((c) =>
-      c.kv.range(
-        {
-          key: bytes(key),
-          prefix: o.prefix ?? false,
-          limit: BigInt(o.limit ?? 0),
-          countOnly: o.countOnly ?? false,
-          keysOnly: o.keysOnly ?? false,
-          serializable: o.serializable ?? false,
-        },
-        this.callOpts(o),
-      ),
+    return this.call(
+      (c) =>
+        c.kv.range(
+          {
+            key: bytes(key),
+            prefix: o.prefix ?? false,
+            limit: BigInt(o.limit ?? 0),
+            countOnly: o.countOnly ?? false,
+            keysOnly: o.keysOnly ?? false,
+            serializable: o.serializable ?? false,
+          },
+          this.callOpts(o),
+        ),
+      true,
     );
   }
 
@@ -198,11 +209,11 @@ export class KvClient {
     id: bigint,
     o: { keys?: boolean } & CallOptions = {},
   ): Promise<kvpb.LeaseTimeToLiveResponse> {
-    return this.call((c) => c.lease.leaseTimeToLive({ id, keys: o.keys ?? false }, this.callOpts(o)));
+    return this.call((c) => c.lease.leaseTimeToLive({ id, keys: o.keys ?? false }, this.callOpts(o)), true);
   }
 
   leaseLeases(o: CallOptions = {}): Promise<kvpb.LeaseLeasesResponse> {
-    return this.call((c) => c.lease.leaseLeases({}, this.callOpts(o)));
+    return this.call((c) => c.lease.leaseLeases({}, this.callOpts(o)), true);
   }
 
   /** One renewal over a short-lived stream; resolves with the remaining TTL in seconds (0: lease gone). */
@@ -213,7 +224,7 @@ export class KvClient {
       call.end();
       for await (const r of call.responses) return r.ttl;
       throw new RpcError(Code.UNAVAILABLE, "the keep-alive stream ended without an answer");
-    });
+    }, true);
   }
 
   /** A long-lived keep-alive stream for a lease: `renew()` sends one renewal and resolves with its TTL. */
@@ -284,7 +295,7 @@ export class KvClient {
   }
 
   memberList(o: { local?: boolean } & CallOptions = {}): Promise<clusterpb.MemberListResponse> {
-    return this.call((c) => c.cluster.memberList({ local: o.local ?? false }, this.callOpts(o)));
+    return this.call((c) => c.cluster.memberList({ local: o.local ?? false }, this.callOpts(o)), true);
   }
 
   memberAddLearner(
@@ -308,7 +319,7 @@ export class KvClient {
   }
 
   status(o: CallOptions = {}): Promise<clusterpb.StatusResponse> {
-    return this.call((c) => c.cluster.status({}, this.callOpts(o)));
+    return this.call((c) => c.cluster.status({}, this.callOpts(o)), true);
   }
 
   close(): void {
