@@ -70,6 +70,10 @@ export class KvClient {
         "grpc.max_receive_message_length": 64 << 20,
         "grpc.initial_reconnect_backoff_ms": 100,
         "grpc.max_reconnect_backoff_ms": 1000,
+        // grpc-js keeps every message of a call in a retry buffer and re-slices it per write: on long-lived
+        // streams (watch, keep-alive) that costs most of the CPU (measured by the transport's tests).
+        "grpc.enable_retries": 0,
+        "grpc.per_rpc_retry_buffer_size": 0,
         ...this.opts.channelOptions,
       });
       c = {

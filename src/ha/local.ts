@@ -1,0 +1,484 @@
+// The node-local side of HA (Proxmox's "local resource manager"): takes ownership when assigned, fences the
+// previous owner at the storage level, starts the MN-VM, keeps the owner lease alive and destroys its own
+// MN-VM when it cannot (self-fencing), restarts the MN-VM after an in-guest shutdown, runs live migrations
+// away from here, stops it on request, and destroys any copy it runs without owning it.
+
+import type { DomainStatus } from "../hypervisor/hypervisor.js";
+import type { HaEnv, TxnCompare } from "./env.js";
+import {
+  type Assignment,
+  encodeRecord,
+  type HistoryRecord,
+  KEYS,
+  type Migration,
+  type Owner,
+} from "./records.js";
+import { type ClusterView, loadView } from "./view.js";
+
+interface Ownership {
+  readonly epoch: number;
+  readonly lease: bigint;
+  /** The owner record as stored (compared byte for byte in our Txns). */
+  readonly record: Owner;
+  /** Monotonic time at which the last keep-alive that succeeded was SENT (DESIGN.md: self-fencing clock). */
+  lastRenewalSentAt: number;
+  /** Starts attempted in this ownership (bounded). */
+  attempts: number;
+  /** We stopped it on purpose (operator stop): do not treat as an in-guest shutdown. */
+  stopping: boolean;
+}
+
+export type VmState = "running" | "stopped" | "absent" | "unknown";
+
+export class LocalManager {
+  private own: Ownership | undefined;
+  private migrating = false;
+  private failures: { atMs: number; reason: string }[] = [];
+  /** Last view's global-maintenance flag: while frozen, nothing is started, stopped or fenced. */
+  private frozen = false;
+  private lastVm: VmState = "unknown";
+  /** Whether the hypervisor answered the last state call (for the node report). */
+  hypervisorOk: { value: boolean; atMs: number; error?: string } = { value: false, atMs: 0 };
+  qemuRunning: { value: boolean; atMs: number } | undefined;
+  private renewing = false;
+
+  constructor(private readonly env: HaEnv) {}
+
+  get ownedEpoch(): number | undefined {
+    return this.own?.epoch;
+  }
+
+  recentFailures(): { atMs: number; reason: string }[] {
+    const now = this.env.clock.wallMs();
+    this.failures = this.failures.filter((f) => now - f.atMs <= this.env.timing.failureWindowMs);
+    return this.failures;
+  }
+
+  vmState(): VmState {
+    return this.lastVm;
+  }
+
+  // ---- the owner lease: renewal and self-fencing ---------------------------------------------------------
+
+  /**
+   * Called often (every ~100-200 ms): renews the owner lease about every ownerLease/5 and destroys the
+   * MN-VM once no renewal that was sent in the last (TTL - margin) succeeded.
+   */
+  async watchdog(): Promise<void> {
+    const own = this.own;
+    if (!own) return;
+    const env = this.env;
+    const now = env.clock.now();
+    const limit = env.timing.ownerLeaseSeconds * 1000 - env.timing.fenceMarginMs;
+    if (now - own.lastRenewalSentAt > limit && !this.frozen) {
+      env.log(
+        "warn",
+        { epoch: own.epoch, sinceRenewalMs: Math.round(now - own.lastRenewalSentAt) },
+        "ha.self-fence",
+      );
+      this.own = undefined;
+      await this.destroyVm("self-fence: the owner lease could not be renewed");
+      return;
+    }
+    if (this.renewing || now - own.lastRenewalSentAt < (env.timing.ownerLeaseSeconds * 1000) / 5) return;
+    this.renewing = true;
+    const sentAt = now;
+    try {
+      const ttl = await env.kv.leaseKeepAlive(own.lease);
+      if (ttl > 0 && this.own === own) own.lastRenewalSentAt = sentAt;
+      if (ttl <= 0 && this.own === own) {
+        env.log("warn", { epoch: own.epoch }, "ha.owner-lease-gone");
+        this.own = undefined;
+        if (!this.frozen) await this.destroyVm("the owner lease expired");
+      }
+    } catch (e) {
+      env.log("debug", { err: (e as Error).message }, "ha.owner-renewal-failed");
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  // ---- one round -------------------------------------------------------------------------------------------
+
+  async step(): Promise<void> {
+    const env = this.env;
+    const view = await loadView(env.kv);
+    this.frozen = view.globalMaintenance?.enabled ?? false;
+    const vm = await this.observeVm();
+    if (this.frozen) {
+      // HA is frozen: only re-attach to ownership after an agent restart, so the lease is kept alive.
+      if (!this.own) await this.maybeAdopt(view, vm);
+      return;
+    }
+    if (this.own) {
+      await this.asOwner(view, vm);
+      return;
+    }
+    if (await this.maybeAdopt(view, vm)) return;
+    const a = view.assignment;
+    const desiredRunning = (view.desired?.state ?? "running") === "running";
+    if (
+      a &&
+      a.node === env.node &&
+      a.epoch === view.epoch &&
+      a.claimedAtMs === undefined &&
+      a.failed === undefined &&
+      !view.owner &&
+      desiredRunning &&
+      view.config
+    ) {
+      await this.claim(view, a);
+      return;
+    }
+    // A copy running here that we do not own (we were fenced, deposed, or an old agent left it): kill it —
+    // unless it is arriving here by live migration.
+    const incoming = view.migration && view.migration.to === env.node && view.migration.state === "running";
+    if (vm === "running" && !incoming) {
+      env.log("warn", { owner: view.owner?.node ?? null }, "ha.unowned-copy");
+      await this.destroyVm("running here without ownership");
+    }
+  }
+
+  private async observeVm(): Promise<VmState> {
+    const env = this.env;
+    let st: DomainStatus | undefined;
+    try {
+      st = await env.hypervisor.state(env.launcher.domainName, { timeoutMs: 5000 });
+      this.hypervisorOk = { value: true, atMs: env.clock.wallMs() };
+      this.qemuRunning = undefined;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "no-domain") {
+        this.hypervisorOk = { value: true, atMs: env.clock.wallMs() };
+        this.lastVm = "absent";
+        return this.lastVm;
+      }
+      this.hypervisorOk = { value: false, atMs: env.clock.wallMs(), error: (e as Error).message };
+      // libvirtd does not answer: look at the qemu process itself before concluding anything (SPEC §3a).
+      const qemu = await env.probes.qemuRunning(env.launcher.domainName).catch(() => false);
+      this.qemuRunning = { value: qemu, atMs: env.clock.wallMs() };
+      this.lastVm = qemu ? "running" : "unknown";
+      return this.lastVm;
+    }
+    const running =
+      st.state === "running" || st.state === "paused" || st.state === "blocked" || st.state === "shutdown";
+    this.lastVm = running ? "running" : "stopped";
+    return this.lastVm;
+  }
+
+  /** After an agent restart: the KV says we own it, or the MN-VM runs here with its epoch unchanged. */
+  private async maybeAdopt(view: ClusterView, vm: VmState): Promise<boolean> {
+    const env = this.env;
+    const o = view.owner;
+    if (o && o.node === env.node && o.epoch === view.epoch) {
+      // Our previous life's lease: keep renewing it.
+      const record: Owner = { node: o.node, epoch: o.epoch, sinceMs: o.sinceMs };
+      this.own = {
+        epoch: o.epoch,
+        lease: o.lease,
+        record,
+        lastRenewalSentAt: env.clock.now(),
+        attempts: 0,
+        stopping: false,
+      };
+      env.log("info", { epoch: o.epoch, vm }, "ha.ownership-adopted");
+      return true;
+    }
+    const a = view.assignment;
+    if (
+      !o &&
+      vm === "running" &&
+      a?.node === env.node &&
+      a.epoch === view.epoch &&
+      a.claimedAtMs !== undefined &&
+      !a.failed
+    ) {
+      // We still run it and nobody was assigned since: take the ownership back (same epoch).
+      const lease = await env.kv.leaseGrant(env.timing.ownerLeaseSeconds);
+      const sentAt = env.clock.now();
+      const owner: Owner = { node: env.node, epoch: view.epoch, sinceMs: env.clock.wallMs() };
+      const ok = await env.kv.txn(
+        [
+          { key: KEYS.epoch, target: "modRevision", op: "==", value: view.epochRevision },
+          { key: KEYS.owner, target: "createRevision", op: "==", value: 0n },
+        ],
+        [{ put: { key: KEYS.owner, value: encodeRecord(owner), lease } }],
+      );
+      if (!ok) {
+        await env.kv.leaseRevoke(lease).catch(() => {});
+        return false;
+      }
+      this.own = {
+        epoch: view.epoch,
+        lease,
+        record: owner,
+        lastRenewalSentAt: sentAt,
+        attempts: 0,
+        stopping: false,
+      };
+      env.log("info", { epoch: view.epoch }, "ha.ownership-retaken");
+      return true;
+    }
+    return false;
+  }
+
+  // ---- taking ownership and starting ---------------------------------------------------------------------
+
+  private async claim(view: ClusterView, a: Assignment): Promise<void> {
+    const env = this.env;
+    const sentAt = env.clock.now();
+    const lease = await env.kv.leaseGrant(env.timing.ownerLeaseSeconds);
+    const owner: Owner = { node: env.node, epoch: a.epoch, sinceMs: env.clock.wallMs() };
+    const claimed: Assignment = { ...a, claimedAtMs: env.clock.wallMs() };
+    const ok = await env.kv.txn(
+      [
+        { key: KEYS.epoch, target: "modRevision", op: "==", value: view.epochRevision },
+        { key: KEYS.owner, target: "createRevision", op: "==", value: 0n },
+      ],
+      [
+        { put: { key: KEYS.owner, value: encodeRecord(owner), lease } },
+        { put: { key: KEYS.assignment, value: encodeRecord(claimed) } },
+      ],
+    );
+    if (!ok) {
+      await env.kv.leaseRevoke(lease).catch(() => {});
+      env.log("info", { epoch: a.epoch }, "ha.claim-lost");
+      return;
+    }
+    this.own = {
+      epoch: a.epoch,
+      lease,
+      record: owner,
+      lastRenewalSentAt: sentAt,
+      attempts: 0,
+      stopping: false,
+    };
+    env.log("info", { epoch: a.epoch, kind: a.kind, reason: a.reason }, "ha.ownership-taken");
+    if (a.kind === "migration" && (await this.observeVm()) === "running") {
+      // It arrived here by live migration: nothing to fence (the source let go) and nothing to start.
+      await this.record(a.epoch, "migration", a.reason);
+      return;
+    }
+    const kind =
+      a.reason === "initial start" ? "initial" : a.reason.startsWith("started by") ? "operator" : "failover";
+    await this.start(view, kind, a.reason, true);
+  }
+
+  /** Fences every other writer of the image (when `fence`), then defines and starts the MN-VM here. */
+  private async start(view: ClusterView, kind: string, reason: string, fence: boolean): Promise<boolean> {
+    const env = this.env;
+    const own = this.own;
+    if (!own || !view.config) return false;
+    for (;;) {
+      own.attempts++;
+      try {
+        if (fence) {
+          const r = await env.image.fence({ self: { node: env.node, epoch: own.epoch } });
+          env.log(
+            "info",
+            { fenced: r.fenced.map((u) => u.address), ms: Math.round(r.durationMs) },
+            "ha.fenced",
+          );
+        }
+        await env.image.claim({ node: env.node, epoch: own.epoch });
+        const xml = await env.launcher.domainXml(view.config);
+        await env.hypervisor.define(xml);
+        await env.hypervisor.start(env.launcher.domainName);
+        this.lastVm = "running";
+        await this.record(own.epoch, kind, reason);
+        env.log("info", { epoch: own.epoch, kind, reason, attempt: own.attempts }, "ha.started");
+        return true;
+      } catch (e) {
+        const msg = (e as Error).message;
+        env.log("warn", { epoch: own.epoch, attempt: own.attempts, err: msg }, "ha.start-failed");
+        if ((e as { code?: string }).code === "already-active") {
+          this.lastVm = "running";
+          await this.record(own.epoch, kind, reason);
+          return true;
+        }
+        if (own.attempts >= env.timing.startAttempts || this.own !== own) {
+          this.failures.push({ atMs: env.clock.wallMs(), reason: msg });
+          await this.release(view, msg);
+          return false;
+        }
+        await env.clock.sleep(1000);
+      }
+    }
+  }
+
+  /** Gives the MN-VM up after failed starts so the controller tries the next node. */
+  private async release(view: ClusterView, failure: string): Promise<void> {
+    const env = this.env;
+    const own = this.own;
+    if (!own) return;
+    this.own = undefined;
+    const a = view.assignment;
+    const failed: Assignment | undefined = a && a.epoch === own.epoch ? { ...a, failed: failure } : undefined;
+    await env.kv
+      .txn(
+        [this.ownerIsUs(own)],
+        [
+          { delete: { key: KEYS.owner } },
+          ...(failed ? [{ put: { key: KEYS.assignment, value: encodeRecord(failed) } }] : []),
+        ],
+      )
+      .catch(() => {});
+    await env.kv.leaseRevoke(own.lease).catch(() => {});
+    env.log("warn", { epoch: own.epoch, failure }, "ha.ownership-released");
+  }
+
+  private ownerIsUs(own: Ownership): TxnCompare {
+    return { key: KEYS.owner, target: "value", op: "==", value: encodeRecord(own.record) };
+  }
+
+  // ---- as owner ----------------------------------------------------------------------------------------------
+
+  private async asOwner(view: ClusterView, vm: VmState): Promise<void> {
+    const env = this.env;
+    const own = this.own!;
+    const o = view.owner;
+    if (!o || o.node !== env.node || o.epoch !== own.epoch) {
+      // Our ownership ended in the KV (lease expired, or a newer epoch): never run a copy we do not own.
+      env.log("warn", { epoch: own.epoch, owner: o ?? null }, "ha.ownership-lost");
+      this.own = undefined;
+      await this.destroyVm("ownership lost");
+      return;
+    }
+    const desired = view.desired?.state ?? "running";
+    if (desired === "stopped") {
+      await this.stopAsOwner(view, vm);
+      return;
+    }
+    const mig = view.migration;
+    if (
+      mig &&
+      mig.from === env.node &&
+      mig.epoch === own.epoch &&
+      mig.state === "requested" &&
+      !this.migrating
+    ) {
+      await this.migrateAway(view, mig);
+      return;
+    }
+    if (vm === "stopped" || vm === "absent") {
+      if (this.migrating) return;
+      // In-guest shutdown (or crash): only `zsha stop` keeps the MN-VM down (SPEC §3a). Start it again,
+      // with the current config.
+      own.attempts = 0;
+      env.log("info", { epoch: own.epoch, vm }, "ha.restart-after-stop");
+      await this.start(
+        view,
+        "restart-after-guest-shutdown",
+        "restart after the MN-VM was shut down from inside",
+        false,
+      );
+    }
+  }
+
+  private async stopAsOwner(view: ClusterView, vm: VmState): Promise<void> {
+    const env = this.env;
+    const own = this.own!;
+    if (vm === "running") {
+      if (!own.stopping) {
+        own.stopping = true;
+        env.log("info", { epoch: own.epoch }, "ha.stopping");
+        await env.hypervisor.shutdown(env.launcher.domainName).catch(() => {});
+        const deadline = env.clock.now() + env.timing.shutdownTimeoutMs;
+        while (env.clock.now() < deadline && (await this.observeVm()) === "running")
+          await env.clock.sleep(500);
+        if (this.lastVm === "running") await this.destroyVm("did not shut down in time");
+      }
+      return;
+    }
+    // Stopped: give the ownership up so that `zsha start` picks the best node afresh.
+    this.own = undefined;
+    await env.image.release({ node: env.node, epoch: own.epoch }).catch(() => {});
+    await env.kv.txn([this.ownerIsUs(own)], [{ delete: { key: KEYS.owner } }]).catch(() => {});
+    await env.kv.leaseRevoke(own.lease).catch(() => {});
+    env.log("info", { epoch: own.epoch }, "ha.stopped");
+  }
+
+  // ---- live migration away from here ------------------------------------------------------------------------
+
+  private async migrateAway(view: ClusterView, mig: Migration): Promise<void> {
+    const env = this.env;
+    const own = this.own!;
+    this.migrating = true;
+    const put = (m: Partial<Migration>) =>
+      env.kv.put(KEYS.migration, encodeRecord({ ...mig, ...m, atMs: env.clock.wallMs() })).catch(() => {});
+    try {
+      await put({ state: "running", percent: 0 });
+      let lastPut = 0;
+      await env.hypervisor.migrate(
+        env.launcher.domainName,
+        env.launcher.migrationUri(mig.to),
+        { live: true, peerToPeer: true, persistentOnDest: true, undefineSource: true, autoConverge: true },
+        (p) => {
+          const now = env.clock.now();
+          if (now - lastPut >= 300) {
+            lastPut = now;
+            void put({ state: "running", percent: Math.min(99, p.percent) });
+          }
+        },
+      );
+      // libvirt says the MN-VM runs on the target: only now does ownership move (one Txn on the epoch).
+      const next: Assignment = {
+        node: mig.to,
+        epoch: own.epoch + 1,
+        kind: "migration",
+        reason: `migration from ${env.node}`,
+        previous: env.node,
+        atMs: env.clock.wallMs(),
+      };
+      const ok = await env.kv.txn(
+        [
+          { key: KEYS.epoch, target: "modRevision", op: "==", value: view.epochRevision },
+          this.ownerIsUs(own),
+        ],
+        [
+          { delete: { key: KEYS.owner } },
+          { put: { key: KEYS.epoch, value: encodeRecord({ epoch: own.epoch + 1 }) } },
+          { put: { key: KEYS.assignment, value: encodeRecord(next) } },
+          {
+            put: {
+              key: KEYS.migration,
+              value: encodeRecord({ ...mig, state: "done", percent: 100, atMs: env.clock.wallMs() }),
+            },
+          },
+        ],
+      );
+      this.own = undefined;
+      this.lastVm = "absent";
+      await env.kv.leaseRevoke(own.lease).catch(() => {});
+      env.log(ok ? "info" : "warn", { to: mig.to, handedOver: ok }, "ha.migrated");
+    } catch (e) {
+      const msg = (e as Error).message;
+      env.log("warn", { to: mig.to, err: msg }, "ha.migration-failed");
+      await put({ state: "failed", error: msg });
+    } finally {
+      this.migrating = false;
+    }
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------------------------
+
+  private async destroyVm(why: string): Promise<void> {
+    const env = this.env;
+    try {
+      await env.hypervisor.destroy(env.launcher.domainName, { timeoutMs: 10_000 });
+      env.log("warn", { why }, "ha.destroyed");
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== "not-running" && code !== "no-domain")
+        env.log("error", { why, err: (e as Error).message }, "ha.destroy-failed");
+    }
+    this.lastVm = "stopped";
+  }
+
+  private async record(epoch: number, kind: string, reason: string): Promise<void> {
+    const env = this.env;
+    const existing = await env.kv.list(KEYS.history(epoch, 0).slice(0, -4)).catch(() => []);
+    const rec: HistoryRecord = { atMs: env.clock.wallMs(), node: env.node, epoch, kind, reason };
+    await env.kv.put(KEYS.history(epoch, existing.length), encodeRecord(rec)).catch(() => {});
+  }
+}
