@@ -9,6 +9,7 @@ import {
   parseNodeFile,
   readNodeFile,
 } from "../src/agent/node-file.js";
+import { runHa } from "../src/agent/run-ha.js";
 import { runMember } from "../src/api/serve.js";
 
 function fail(msg: string): never {
@@ -32,6 +33,8 @@ const { values } = parseArgs({
     "snapshot-entries": { type: "string" },
     "catch-up-entries": { type: "string" },
     "log-level": { type: "string", default: "info" },
+    "hypervisor-uri": { type: "string" },
+    "seed-dir": { type: "string" },
   },
   strict: true,
 });
@@ -64,6 +67,9 @@ try {
           tickMs: num("tick-ms", values["tick-ms"]),
           snapshotEntries: num("snapshot-entries", values["snapshot-entries"]),
           catchUpEntries: num("catch-up-entries", values["catch-up-entries"]),
+          ha: values["hypervisor-uri"]
+            ? { hypervisorUri: values["hypervisor-uri"], seedDir: values["seed-dir"] }
+            : undefined,
         }),
       ),
       "flags",
@@ -79,12 +85,19 @@ console.error(
   `zsha agent ${node.name}: peer ${running.peerAddress}${running.clientAddress ? `, client ${running.clientAddress}` : ""}`,
 );
 
+const ha = node.ha
+  ? await runHa(node, running, logger, process.env.npm_package_version ?? "0.1.0").catch((e) =>
+      fail((e as Error).message),
+    )
+  : undefined;
+if (ha) console.error(`zsha agent ${node.name}: HA on, ${ha.driver}`);
+
 let stopping = false;
 const shutdown = (sig: string) => {
   if (stopping) return;
   stopping = true;
   logger.info({ signal: sig }, "agent.stopping");
-  void running.stop().then(() => process.exit(0));
+  void (ha ? ha.stop() : Promise.resolve()).then(() => running.stop()).then(() => process.exit(0));
 };
 process.on("SIGTERM", () => shutdown("SIGTERM"));
 process.on("SIGINT", () => shutdown("SIGINT"));

@@ -26,6 +26,17 @@ export const NodeFileSchema = z
     snapshotEntries: z.number().int().positive().optional(),
     catchUpEntries: z.number().int().nonnegative().optional(),
     minLeaseTtlSeconds: z.number().int().positive().optional(),
+    /** Run the MN-VM HA agent on this node (the consensus member runs regardless). */
+    ha: z
+      .object({
+        /** libvirt URI, e.g. qemu:///system; `sim` for the simulated driver (demo). */
+        hypervisorUri: z.string().min(1),
+        seedDir: z.string().startsWith("/", "must be an absolute path").optional(),
+        /** Migration URI template: {ip} and {node} are replaced with the target's. */
+        migrationUri: z.string().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((n) => n.initialCluster, {

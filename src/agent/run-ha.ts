@@ -1,0 +1,104 @@
+// Starts this node's HA agent next to its consensus member: picks the hypervisor driver (libvirt through our
+// binding, or the simulated one — said plainly at start), connects the KV client to the local member, and
+// keeps the cluster config fresh.
+
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import type { RunningMember } from "../api/serve.js";
+import { KvClient } from "../client/kv-client.js";
+import type { HaLogger } from "../ha/env.js";
+import type { Hypervisor } from "../hypervisor/hypervisor.js";
+import { hypervisorDriverLine, LibvirtHypervisor, loadLibvirt } from "../hypervisor/libvirt.js";
+import { SimWorld } from "../hypervisor/sim.js";
+import { realTimeScheduler } from "../hypervisor/sim-scheduler.js";
+import { clientChannelOptions, clientCredentials } from "../transport/tls.js";
+import { haAgent } from "./ha-env.js";
+import { clientHaKv } from "./ha-kv.js";
+import type { NodeFile } from "./node-file.js";
+
+export interface RunningHa {
+  readonly driver: string;
+  stop(): Promise<void>;
+}
+
+async function hypervisorFor(uri: string, log: Logger): Promise<{ hv: Hypervisor; line: string }> {
+  if (uri === "sim") {
+    const world = new SimWorld(realTimeScheduler());
+    return {
+      hv: world.host("local"),
+      line: "hypervisor driver: simulated (requested with hypervisorUri 'sim')",
+    };
+  }
+  const load = await loadLibvirt();
+  const line = hypervisorDriverLine(load, uri);
+  if (!load.ok) {
+    log.warn({ reason: load.reason }, "ha.libvirt-unavailable");
+    return { hv: new SimWorld(realTimeScheduler()).host("local"), line };
+  }
+  const hv = await LibvirtHypervisor.connect(load.lib, {
+    uri,
+    ...(uri.startsWith("test:") ? { shutdownMode: "default" as const } : {}),
+  });
+  return { hv, line };
+}
+
+export async function runHa(
+  node: NodeFile,
+  running: RunningMember,
+  logger: Logger,
+  version: string,
+): Promise<RunningHa> {
+  const ha = node.ha!;
+  const log = logger.child({ component: "ha" });
+  const haLog: HaLogger = (level, fields, event) => log[level](fields, event);
+  const { hv, line } = await hypervisorFor(ha.hypervisorUri, log);
+  log.info({ driver: line }, "ha.driver");
+  const member = running.member;
+  const tls = member.opts.tls;
+  const endpoint =
+    running.clientAddress ??
+    (member.opts.clientSocket ? `unix:${member.opts.clientSocket}` : running.peerAddress);
+  const overPeer = endpoint === running.peerAddress;
+  const client = new KvClient({
+    endpoints: [endpoint],
+    credentials: overPeer ? clientCredentials(tls, member.opts.name) : grpc.credentials.createInsecure(),
+    ...(overPeer && tls ? { channelOptions: clientChannelOptions(tls, member.opts.name) } : {}),
+    deadlineMs: 3000,
+  });
+  const kv = clientHaKv(client, () => member.isLeader());
+  const electionMs = member.opts.electionTicks * member.opts.tickMs;
+  const { agent, config } = haAgent({
+    node: member.opts.name,
+    clusterId: member.opts.clusterId,
+    agentVersion: version,
+    kv,
+    hypervisor: hv,
+    log: haLog,
+    seedDir: ha.seedDir ?? `${member.opts.dataDir}/seed`,
+    migrationUri: ha.migrationUri ?? "qemu+tcp://{ip}/system",
+    peers: () => {
+      const now = performance.now();
+      return Object.fromEntries([...member.lastHeard].map(([n, t]) => [n, now - t < electionMs]));
+    },
+  });
+  let stopped = false;
+  const refresh = (async () => {
+    while (!stopped) {
+      await config
+        .refresh()
+        .catch((e) => log.debug({ err: (e as Error).message }, "ha.config-refresh-failed"));
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  })();
+  agent.start();
+  return {
+    driver: line,
+    async stop() {
+      stopped = true;
+      await agent.stop();
+      await refresh;
+      client.close();
+      await hv.close();
+    },
+  };
+}
