@@ -6,6 +6,7 @@
 //   npm run bench:kv -- --quick       smoke run (2,000 ops per case, 3 kills), writes kv-quick.json
 //   flags: --ops N --kills K --out FILE --cpu-prof DIR (profiles of the zsha agents, written at the end)
 
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -21,6 +22,17 @@ import type { Cluster, Driver } from "./support/system.js";
 import { ZshaCluster } from "./support/zsha.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** The zsha source that ran: the commit, and whether the work tree differed from it. */
+function sourceVersion(): string {
+  try {
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim();
+    const dirty = git("status", "--porcelain", "--", "src", "cmd") !== "";
+    return `${git("rev-parse", "--short", "HEAD")}${dirty ? " (src/ or cmd/ modified)" : ""}`;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
 
 function fail(msg: string): never {
   console.error(`bench:kv: ${msg}`);
@@ -145,8 +157,18 @@ async function main(): Promise<void> {
   const summary = summarize({
     startedAt,
     finishedAt: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "?", loadAvg1mAtStart: load0 },
-    versions: { etcd: etcdVersion(etcdBin), node: process.version, etcd3Client: "etcd3 npm" },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? "?",
+      loadAvg1mAtStart: load0,
+      loadAvg1mAtEnd: loadavg()[0],
+    },
+    versions: {
+      zsha: sourceVersion(),
+      etcd: etcdVersion(etcdBin),
+      node: process.version,
+      etcd3Client: "etcd3 npm",
+    },
     config: { ops, concurrencies, kills, valueBytes: value.length, timing, routing },
     cases,
     rounds,
@@ -154,6 +176,12 @@ async function main(): Promise<void> {
   printTable(summary);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(summary, null, 2)}\n`);
+  // Committed results must pass `biome check .` (part of npm test) as they are written.
+  try {
+    execFileSync(join(root, "node_modules/.bin/biome"), ["format", "--write", out], { stdio: "ignore" });
+  } catch {
+    console.error(`bench:kv: could not biome-format ${out}; run npx biome format --write on it`);
+  }
   console.log(`wrote ${out}`);
 
   sys.etcd.driver.close();
