@@ -29,6 +29,14 @@ const IMAGE = "/shared/mnvm.img";
 export const NODES = ["n1", "n2", "n3"] as const;
 const WALL0 = new SimClock().wallMs();
 
+function memoryGb(config: Uint8Array): number {
+  return (JSON.parse(new TextDecoder().decode(config)) as { MemorySizeInGB: number }).MemorySizeInGB;
+}
+
+function domainXml(memoryGb: number): string {
+  return `<domain type='qemu'><name>${DOMAIN}</name><memory unit='GiB'>${memoryGb}</memory><devices><disk type='file' device='disk'><source file='${IMAGE}'/></disk></devices></domain>`;
+}
+
 export class ScenarioError extends Error {
   override readonly name = "ScenarioError";
 }
@@ -193,10 +201,9 @@ export class Scenario {
       launcher: {
         domainName: DOMAIN,
         domainXml: async (config) => {
-          const gb = (JSON.parse(new TextDecoder().decode(config)) as { MemorySizeInGB: number })
-            .MemorySizeInGB;
+          const gb = memoryGb(config);
           this.emit(`${n.name} (domain XML built: memory=${gb}GiB)`);
-          return `<domain type='qemu'><name>${DOMAIN}</name><memory unit='GiB'>${gb}</memory><devices><disk type='file' device='disk'><source file='${IMAGE}'/></disk></devices></domain>`;
+          return domainXml(gb);
         },
         migrationUri: (to) => `sim://${to}`,
       },
@@ -354,6 +361,15 @@ export class Scenario {
       case "fail-migration":
         this.world.host(this.node(arg(0, "a node"), where).name).failNextMigration();
         return;
+      case "virsh-start": {
+        // An operator starts the MN-VM by hand behind HA's back (`virsh start`): nothing fences that.
+        const h = this.world.host(this.node(arg(0, "a node"), where).name);
+        void h
+          .define(domainXml(8))
+          .then(() => h.start(DOMAIN))
+          .catch((e: Error) => this.emit(`${h.hostName} (virsh start failed: ${e.message})`));
+        return;
+      }
       case "fail-starts":
         this.world
           .host(this.node(arg(0, "a node"), where).name)
