@@ -2,7 +2,7 @@
 // `npm run sim:ha`), and the property every failing seed relies on: the same seed replays the same run.
 
 import { describe, expect, it } from "vitest";
-import { runHaSeed } from "./ha-sim.js";
+import { DOMAIN, domainXml, runHaSeed } from "./ha-sim.js";
 
 describe("HA simulation (real Raft + KV + HA agents on simulated hosts, network and clocks)", () => {
   it("is deterministic: one seed, one trace", async () => {
@@ -37,5 +37,24 @@ describe("HA simulation (real Raft + KV + HA agents on simulated hosts, network 
     expect(r.violations).toEqual([]);
     expect(r.stats.storms).toBe(1);
     expect(r.stats.ownerChanges).toBe(0);
+  });
+});
+
+describe("HA simulation checks", () => {
+  it("reports two writers when a second copy starts behind the HA's back", async () => {
+    const r = await runHaSeed({
+      seed: 1,
+      members: 3,
+      schedule: "storm",
+      onStarted: (sim) => {
+        const other = sim.nodes.find((n) => n.name !== sim.world.writersOf(DOMAIN)[0])!;
+        const h = sim.world.host(other.name);
+        void h
+          .define(domainXml(new TextEncoder().encode('{"MemorySizeInGB":8}')))
+          .then(() => h.start(DOMAIN))
+          .catch(() => {});
+      },
+    });
+    expect(r.violations.some((v) => v.startsWith("two writers"))).toBe(true);
   });
 });
