@@ -133,7 +133,7 @@ export function decide(view: ClusterView, nowMs: number, t: HaTiming): Decision 
   return {
     kind: "assign",
     node: best,
-    reason: `failover from ${prev}`,
+    reason: best === prev ? `${prev} lost its owner lease; starting it there again` : `failover from ${prev}`,
     previous: prev,
     historyKind: "failover",
   };

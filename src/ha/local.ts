@@ -30,6 +30,12 @@ interface Ownership {
 
 export type VmState = "running" | "stopped" | "absent" | "unknown";
 
+class OwnershipEnded extends Error {
+  constructor() {
+    super("the ownership ended before the MN-VM was started");
+  }
+}
+
 export class LocalManager {
   private own: Ownership | undefined;
   private migrating = false;
@@ -40,7 +46,10 @@ export class LocalManager {
   /** Whether the hypervisor answered the last state call (for the node report). */
   hypervisorOk: { value: boolean; atMs: number; error?: string } = { value: false, atMs: 0 };
   qemuRunning: { value: boolean; atMs: number } | undefined;
-  private renewing = false;
+  private renewalsInFlight = 0;
+  private lastRenewalSent = Number.NEGATIVE_INFINITY;
+  /** Epochs this process fenced itself out of: never adopted again (the lease may still look alive). */
+  private readonly selfFenced = new Set<number>();
 
   constructor(private readonly env: HaEnv) {}
 
@@ -69,23 +78,32 @@ export class LocalManager {
     if (!own) return;
     const env = this.env;
     const now = env.clock.now();
-    const limit = env.timing.ownerLeaseSeconds * 1000 - env.timing.fenceMarginMs;
-    if (now - own.lastRenewalSentAt > limit && !this.frozen) {
+    if (!this.holdsLease(own) && !this.frozen) {
       env.log(
         "warn",
         { epoch: own.epoch, sinceRenewalMs: Math.round(now - own.lastRenewalSentAt) },
         "ha.self-fence",
       );
       this.own = undefined;
+      this.selfFenced.add(own.epoch);
       await this.destroyVm("self-fence: the owner lease could not be renewed");
       return;
     }
-    if (this.renewing || now - own.lastRenewalSentAt < (env.timing.ownerLeaseSeconds * 1000) / 5) return;
-    this.renewing = true;
-    const sentAt = now;
+    // One renewal every ownerLease/5, each on its own: a renewal stuck in a network blip must not hold back
+    // the next one (SPEC §3a: brief blips never cause a failover).
+    const interval = (env.timing.ownerLeaseSeconds * 1000) / 5;
+    if (now - this.lastRenewalSent < interval || this.renewalsInFlight >= 4) return;
+    this.lastRenewalSent = now;
+    // Not awaited: the watchdog loop must keep judging the lease (and sending renewals) while this one hangs.
+    void this.renew(own, now);
+  }
+
+  private async renew(own: Ownership, sentAt: number): Promise<void> {
+    const env = this.env;
+    this.renewalsInFlight++;
     try {
       const ttl = await env.kv.leaseKeepAlive(own.lease);
-      if (ttl > 0 && this.own === own) own.lastRenewalSentAt = sentAt;
+      if (ttl > 0 && this.own === own) own.lastRenewalSentAt = Math.max(own.lastRenewalSentAt, sentAt);
       if (ttl <= 0 && this.own === own) {
         env.log("warn", { epoch: own.epoch }, "ha.owner-lease-gone");
         this.own = undefined;
@@ -94,8 +112,17 @@ export class LocalManager {
     } catch (e) {
       env.log("debug", { err: (e as Error).message }, "ha.owner-renewal-failed");
     } finally {
-      this.renewing = false;
+      this.renewalsInFlight--;
     }
+  }
+
+  /** Whether a renewal of `own` sent within the last TTL - margin succeeded (DESIGN.md self-fencing rule). */
+  private holdsLease(own: Ownership): boolean {
+    const env = this.env;
+    return (
+      env.clock.now() - own.lastRenewalSentAt <=
+      env.timing.ownerLeaseSeconds * 1000 - env.timing.fenceMarginMs
+    );
   }
 
   // ---- one round -------------------------------------------------------------------------------------------
@@ -139,6 +166,11 @@ export class LocalManager {
     }
   }
 
+  /** Looks at the hypervisor once (the reporter's first report must not publish an unobserved state). */
+  async observe(): Promise<void> {
+    await this.observeVm();
+  }
+
   private async observeVm(): Promise<VmState> {
     const env = this.env;
     let st: DomainStatus | undefined;
@@ -170,14 +202,17 @@ export class LocalManager {
   private async maybeAdopt(view: ClusterView, vm: VmState): Promise<boolean> {
     const env = this.env;
     const o = view.owner;
-    if (o && o.node === env.node && o.epoch === view.epoch) {
-      // Our previous life's lease: keep renewing it.
+    if (o && o.node === env.node && o.epoch === view.epoch && !this.selfFenced.has(o.epoch)) {
+      // Our previous life's lease: adopt it only once a renewal of it succeeded, timed from when it was sent.
+      const sentAt = env.clock.now();
+      const ttl = await env.kv.leaseKeepAlive(o.lease).catch(() => 0);
+      if (ttl <= 0) return false;
       const record: Owner = { node: o.node, epoch: o.epoch, sinceMs: o.sinceMs };
       this.own = {
         epoch: o.epoch,
         lease: o.lease,
         record,
-        lastRenewalSentAt: env.clock.now(),
+        lastRenewalSentAt: sentAt,
         attempts: 0,
         stopping: false,
       };
@@ -191,7 +226,8 @@ export class LocalManager {
       a?.node === env.node &&
       a.epoch === view.epoch &&
       a.claimedAtMs !== undefined &&
-      !a.failed
+      !a.failed &&
+      !this.selfFenced.has(a.epoch)
     ) {
       // We still run it and nobody was assigned since: take the ownership back (same epoch).
       const lease = await env.kv.leaseGrant(env.timing.ownerLeaseSeconds);
@@ -283,18 +319,33 @@ export class LocalManager {
         await env.image.claim({ node: env.node, epoch: own.epoch });
         const xml = await env.launcher.domainXml(view.config);
         await env.hypervisor.define(xml);
+        if (this.own !== own || !this.holdsLease(own)) throw new OwnershipEnded();
         await env.hypervisor.start(env.launcher.domainName);
         this.lastVm = "running";
+        if (this.own !== own || !this.holdsLease(own)) {
+          // The ownership ended while qemu was starting: never keep a copy we do not own.
+          await this.destroyVm("ownership ended while starting");
+          return false;
+        }
         await this.record(own.epoch, kind, reason);
         env.log("info", { epoch: own.epoch, kind, reason, attempt: own.attempts }, "ha.started");
         return true;
       } catch (e) {
         const msg = (e as Error).message;
         env.log("warn", { epoch: own.epoch, attempt: own.attempts, err: msg }, "ha.start-failed");
+        if (e instanceof OwnershipEnded) return false;
         if ((e as { code?: string }).code === "already-active") {
-          this.lastVm = "running";
-          await this.record(own.epoch, kind, reason);
-          return true;
+          if (!fence) {
+            this.lastVm = "running";
+            await this.record(own.epoch, kind, reason);
+            return true;
+          }
+          // A copy from an earlier ownership still runs here and the fence we just ran cut its disk off:
+          // replace it rather than take over a copy that cannot write.
+          if (own.attempts < env.timing.startAttempts) {
+            await this.destroyVm("stale local copy found when starting");
+            continue;
+          }
         }
         if (own.attempts >= env.timing.startAttempts || this.own !== own) {
           this.failures.push({ atMs: env.clock.wallMs(), reason: msg });

@@ -17,6 +17,7 @@ export class NodeReporter {
 
   async step(): Promise<void> {
     const env = this.env;
+    if (this.local.hypervisorOk.atMs === 0) await this.local.observe();
     if (env.clock.now() - this.lastImageCheck >= 5000) {
       this.lastImageCheck = env.clock.now();
       try {
