@@ -125,6 +125,7 @@ export class HaSim {
     partitions: 0,
     freezes: 0,
     hangs: 0,
+    libvirtdRestarts: 0,
     startFailures: 0,
     storms: 0,
     guestCrashes: 0,
@@ -454,6 +455,13 @@ export class HaSim {
     } else if (roll < 0.7) {
       const n = target();
       if (!n) return;
+      if (r.chance(0.3)) {
+        // libvirtd restarted: the agent's connection drops, calls in flight fail, guests run on.
+        this.stats.libvirtdRestarts++;
+        this.trace(`FAULT libvirtd on ${n.name} restarted (connection dropped)`);
+        this.world.host(n.name).dropConnection();
+        return;
+      }
       this.stats.hangs++;
       const ms = r.int(1000, 10_000);
       this.trace(`FAULT libvirtd on ${n.name} hung for ${ms} ms`);
