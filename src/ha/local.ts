@@ -308,6 +308,8 @@ export class LocalManager {
     for (;;) {
       own.attempts++;
       try {
+        // Never fence (or start) on an ownership that ended: a stale owner would cut the real one off.
+        if (this.own !== own || !this.holdsLease(own)) throw new OwnershipEnded();
         if (fence) {
           const r = await env.image.fence({ self: { node: env.node, epoch: own.epoch } });
           env.log(
