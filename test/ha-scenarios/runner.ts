@@ -22,7 +22,7 @@ import {
 } from "../../src/ha/records.js";
 import { SimWorld } from "../../src/hypervisor/sim.js";
 import { SimImageStore } from "../../src/image/sim.js";
-import { LocalKv, SimClock } from "./sim-kv.js";
+import { LocalKv, SimClock } from "../ha/support.js";
 
 export const DOMAIN = "zsha-mnvm";
 const IMAGE = "/shared/mnvm.img";

@@ -3,6 +3,7 @@
 // KvStore + Lessor (one replica, no Raft: the consensus layers have their own tests and simulator).
 
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { compareToProto, opToProto } from "../../src/agent/ha-kv.js";
 import { CommandSchema } from "../../src/gen/zsha/kv/v1/command_pb.js";
 import {
   Compare_CompareResult,
@@ -166,9 +167,9 @@ export class LocalKv {
           this.apply({
             case: "txn",
             value: {
-              compare: compare.map(toCompare),
-              success: success.map(toOp),
-              failure: failure.map(toOp),
+              compare: compare.map(compareToProto),
+              success: success.map(opToProto),
+              failure: failure.map(opToProto),
             },
           }),
         );
@@ -197,41 +198,4 @@ export class LocalKv {
       isLocalLeader: () => this.leader === node,
     };
   }
-}
-
-const RESULT = {
-  "==": Compare_CompareResult.EQUAL,
-  "!=": Compare_CompareResult.NOT_EQUAL,
-  ">": Compare_CompareResult.GREATER,
-  "<": Compare_CompareResult.LESS,
-} as const;
-
-export function toCompare(c: TxnCompare) {
-  const key = enc.encode(c.key);
-  const target =
-    c.target === "value"
-      ? { case: "value" as const, value: c.value }
-      : c.target === "version"
-        ? { case: "version" as const, value: c.value }
-        : c.target === "createRevision"
-          ? { case: "createRevision" as const, value: c.value }
-          : { case: "modRevision" as const, value: c.value };
-  return { key, result: RESULT[c.op], target };
-}
-
-export function toOp(o: TxnOp): MessageInitShape<typeof RequestOpSchema> {
-  if ("put" in o) {
-    return {
-      request: {
-        case: "put",
-        value: { key: enc.encode(o.put.key), value: o.put.value, lease: o.put.lease ?? 0n },
-      },
-    };
-  }
-  return {
-    request: {
-      case: "deleteRange",
-      value: { key: enc.encode(o.delete.key), prefix: o.delete.prefix ?? false },
-    },
-  };
 }

@@ -5,6 +5,7 @@
 // the same calls a real agent makes through its KV client, answered by this member.
 
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { compareToProto, opToProto } from "../../src/agent/ha-kv.js";
 import { type Command, CommandSchema } from "../../src/gen/zsha/kv/v1/command_pb.js";
 import { type KeyValue, RangeRequestSchema } from "../../src/gen/zsha/kv/v1/kv_pb.js";
 import type { HaKv, KvEntry, TxnCompare, TxnOp } from "../../src/ha/env.js";
@@ -22,7 +23,6 @@ import {
   type Ready,
   StateType,
 } from "../../src/raft/index.js";
-import { toCompare, toOp } from "../ha/support.js";
 import type { Rng } from "../sim/rng.js";
 import type { ScheduledEvent } from "../sim/scheduler.js";
 import type { NodeClock, VirtualTime } from "./virtual-time.js";
@@ -434,9 +434,9 @@ export class SimMember {
           await this.propose({
             case: "txn",
             value: {
-              compare: compare.map(toCompare),
-              success: success.map(toOp),
-              failure: failure.map(toOp),
+              compare: compare.map(compareToProto),
+              success: success.map(opToProto),
+              failure: failure.map(opToProto),
             },
           }),
         );
