@@ -399,7 +399,7 @@ export class LocalManager {
     }
     const desired = view.desired?.state ?? "running";
     if (desired === "stopped") {
-      await this.stopAsOwner(view, vm);
+      await this.stopAsOwner(vm);
       return;
     }
     const mig = view.migration;
@@ -428,7 +428,7 @@ export class LocalManager {
     }
   }
 
-  private async stopAsOwner(view: ClusterView, vm: VmState): Promise<void> {
+  private async stopAsOwner(vm: VmState): Promise<void> {
     const env = this.env;
     const own = this.own!;
     if (vm === "running") {

@@ -5,11 +5,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { compareToProto, opToProto } from "../../src/agent/ha-kv.js";
 import { CommandSchema } from "../../src/gen/zsha/kv/v1/command_pb.js";
-import {
-  Compare_CompareResult,
-  RangeRequestSchema,
-  type RequestOpSchema,
-} from "../../src/gen/zsha/kv/v1/kv_pb.js";
+import { RangeRequestSchema } from "../../src/gen/zsha/kv/v1/kv_pb.js";
 import type { HaClock, HaKv, KvEntry, TxnCompare, TxnOp } from "../../src/ha/env.js";
 import type { CancelTimer, SimScheduler } from "../../src/hypervisor/sim-scheduler.js";
 import { KvStore, Lessor, leaseId } from "../../src/kv/index.js";
