@@ -5,6 +5,7 @@ import { chmod, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as clusterpb from "../gen/zsha/cluster/v1/cluster_pb.js";
+import * as hapb from "../gen/zsha/ha/v1/ha_pb.js";
 import * as kvpb from "../gen/zsha/kv/v1/kv_pb.js";
 import { addService } from "../grpc/index.js";
 import { Member } from "../server/member.js";
@@ -12,6 +13,7 @@ import type { MemberOptions } from "../server/options.js";
 import { serverCredentials } from "../transport/index.js";
 import { clusterService } from "./cluster-service.js";
 import { LeaderForwarder } from "./forward.js";
+import { haService } from "./ha-service.js";
 import { kvService, leaseService, watchService } from "./kv-service.js";
 
 export interface RunningMember {
@@ -37,6 +39,7 @@ function addApi(server: grpc.Server, member: Member, fwd: LeaderForwarder): void
   addService(server, kvpb.WatchService, watchService(member), { onUnexpectedError });
   addService(server, kvpb.LeaseService, leaseService(member, fwd), { onUnexpectedError });
   addService(server, clusterpb.ClusterService, clusterService(member, fwd), { onUnexpectedError });
+  addService(server, hapb.HaService, haService(member), { onUnexpectedError });
 }
 
 /** Starts a member with its servers. */

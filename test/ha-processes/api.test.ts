@@ -1,0 +1,149 @@
+// The HA service over real gRPC on real agent processes: every node answers the same status; bad input gets
+// one sentence and its code; stop/start, maintenance and a failing migration behave as SPEC §3 says.
+
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type GetStatusResponse, HaService } from "../../src/gen/zsha/ha/v1/ha_pb.js";
+import { type Client, Code, createClient, RpcError } from "../../src/grpc/index.js";
+import { until } from "../support/cluster.js";
+import { HaCluster, runningOn } from "../support/ha-cluster.js";
+
+let c: HaCluster;
+const ha = new Map<string, Client<typeof HaService.method>>();
+
+function api(node: string): Client<typeof HaService.method> {
+  let h = ha.get(node);
+  if (!h) {
+    h = createClient(HaService, c.procs.get(node)!.client, grpc.credentials.createInsecure());
+    ha.set(node, h);
+  }
+  return h;
+}
+
+async function expectRpcError(p: Promise<unknown>, code: Code, message: RegExp): Promise<void> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(RpcError);
+  expect((e as RpcError).code).toBe(code);
+  expect((e as RpcError).message).toMatch(message);
+}
+
+async function drain(stream: AsyncIterable<unknown>): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for await (const x of stream) out.push(x);
+  return out;
+}
+
+describe("HA service on real agent processes", () => {
+  let owner: string;
+
+  beforeAll(async () => {
+    c = await HaCluster.start(3, "ha-api");
+    owner = await until("the MN-VM running", () => runningOn(c.kv), 40_000, 200);
+    await until(
+      "all three nodes reporting",
+      async () => (await api("n1").getStatus({})).nodes.every((n) => n.reporting),
+      20_000,
+      200,
+    );
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const h of ha.values()) h.close();
+    await c?.stop();
+  });
+
+  it("every node answers the same status: owner, state, nodes with their facts and ages, start history", async () => {
+    const all: GetStatusResponse[] = await Promise.all(c.names.map((n) => api(n).getStatus({})));
+    for (const s of all) {
+      expect(s.owner).toBe(owner);
+      expect(s.mnvmState).toBe("running");
+      expect(s.desired).toBe("running");
+      expect(s.nodes.map((n) => [n.name, n.reporting, n.hypervisor?.ok])).toEqual([
+        ["n1", true, true],
+        ["n2", true, true],
+        ["n3", true, true],
+      ]);
+      expect(s.nodes.find((n) => n.name === owner)?.mnvm).toBe("running");
+      expect(s.history.at(-1)).toMatchObject({ node: owner, kind: "initial" });
+    }
+    expect(new Set(all.map((s) => s.answeredBy))).toEqual(new Set(c.names));
+  });
+
+  it("migrate refuses an unknown target, the current owner (domain already active), and reports a failed migration", async () => {
+    await expectRpcError(
+      drain(api("n2").migrate({ target: "ceph-9" })),
+      Code.NOT_FOUND,
+      /'ceph-9' is not a node of this cluster; nodes: n1, n2, n3/,
+    );
+    await expectRpcError(
+      drain(api("n2").migrate({ target: owner })),
+      Code.ALREADY_EXISTS,
+      /domain 'zsha-mnvm' is already active on/,
+    );
+    // libvirt's test driver (and the per-process simulated one) cannot migrate: the failure must leave the
+    // MN-VM where it was, with the error recorded and streamed.
+    const other = c.names.find((n) => n !== owner)!;
+    await expectRpcError(
+      drain(api(other).migrate({ target: other })),
+      Code.ABORTED,
+      new RegExp(`keeps running on ${owner}`),
+    );
+    const s = await api("n3").getStatus({});
+    expect(s.owner).toBe(owner);
+    expect(s.migration).toMatchObject({ from: owner, to: other, state: "failed" });
+    expect(await runningOn(c.kv)).toBe(owner);
+  });
+
+  it("maintenance of a node that does not run the MN-VM is reached at once; unknown nodes are refused", async () => {
+    await expectRpcError(
+      api("n1").setMaintenance({ node: "nx", enable: true }),
+      Code.NOT_FOUND,
+      /'nx' is not a node/,
+    );
+    const other = c.names.find((n) => n !== owner)!;
+    await api("n1").setMaintenance({ node: other, enable: true });
+    await until(
+      "maintenance reached",
+      async () => (await api("n2").getStatus({})).nodes.find((n) => n.name === other)?.maintenance === "in",
+      20_000,
+      200,
+    );
+    await api("n1").setMaintenance({ node: other, enable: false });
+    expect((await api("n3").getStatus({})).nodes.find((n) => n.name === other)?.maintenance).toBe("");
+  }, 60_000);
+
+  it("stop keeps the MN-VM down; start brings it back; a bad desired state is refused", async () => {
+    await expectRpcError(
+      api("n1").setDesired({ state: "paused" }),
+      Code.INVALID_ARGUMENT,
+      /state must be 'running' or 'stopped', not 'paused'/,
+    );
+    await api("n2").setDesired({ state: "stopped", by: "test" });
+    await until(
+      "the MN-VM stopped",
+      async () => (await api("n3").getStatus({})).mnvmState === "stopped",
+      60_000,
+      300,
+    );
+    expect(await runningOn(c.kv)).toBeUndefined();
+    await api("n3").setDesired({ state: "running", by: "test" });
+    const back = await until("the MN-VM running again", () => runningOn(c.kv), 60_000, 300);
+    const s = await api("n1").getStatus({});
+    expect(s.history.at(-1)).toMatchObject({ node: back, kind: "operator" });
+  }, 150_000);
+
+  it("demote hands the MN-VM (and Raft leadership, when the node leads) away from a node", async () => {
+    const cur = await until("the MN-VM running", () => runningOn(c.kv), 60_000, 300);
+    const r = await api(cur).demote({ node: "" });
+    expect(r.actions.some((a) => a.startsWith(`MN-VM migration ${cur} -> `))).toBe(true);
+    const leader = (await c.kv.status()).leader;
+    const other = c.names.find((n) => n !== leader)!;
+    expect((await api(other).demote({ node: other })).actions.join("\n")).toMatch(
+      new RegExp(`${other}|migration`),
+    );
+    await expectRpcError(api("n1").demote({ node: "nx" }), Code.NOT_FOUND, /'nx' is not a node/);
+  }, 60_000);
+});
