@@ -10,7 +10,15 @@ import { RangeRequestSchema } from "../gen/zsha/kv/v1/kv_pb.js";
 import { Code, RpcError, type ServiceImpl } from "../grpc/index.js";
 import { ineligible, rankNodes } from "../ha/decide.js";
 import { DEFAULT_TIMING, type HaKv, type KvEntry } from "../ha/env.js";
-import { decodeRecord, encodeRecord, HistorySchema, KEYS, type Migration } from "../ha/records.js";
+import {
+  decodeRecord,
+  encodeRecord,
+  HistorySchema,
+  KEYS,
+  type Migration,
+  type PasswordReset,
+  PasswordResetSchema,
+} from "../ha/records.js";
 import { type ClusterView, loadView } from "../ha/view.js";
 import { nodeId } from "../raft/index.js";
 import type { Member } from "../server/member.js";
@@ -331,6 +339,47 @@ export function haService(member: Member): ServiceImpl<typeof hapb.HaService.met
       if (actions.length === 0)
         actions.push(`${node} neither leads the cluster nor runs the MN-VM: nothing to do`);
       return { actions };
+    },
+
+    async resetMnvmPassword() {
+      const ctx = await context(kv);
+      if (!ctx.config?.AllowResetRootPassword) {
+        throw new RpcError(
+          Code.FAILED_PRECONDITION,
+          "reset-MNVM-password is refused: AllowResetRootPassword is false in the cluster config; set it to true with zsha import-config first",
+        );
+      }
+      if (!ctx.view.owner)
+        throw new RpcError(
+          Code.FAILED_PRECONDITION,
+          "reset-MNVM-password: the MN-VM is not running; start it first",
+        );
+      const req: PasswordReset = {
+        id: `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
+        state: "requested",
+        atMs: Date.now(),
+      };
+      await kv.put(KEYS.passwordReset, encodeRecord(req));
+      const deadline = performance.now() + 60_000;
+      while (performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 300));
+        const e = await kv.get(KEYS.passwordReset);
+        if (!e) continue;
+        const cur = decodeRecord(PasswordResetSchema, KEYS.passwordReset, e.value);
+        if (cur.id !== req.id)
+          throw new RpcError(Code.ABORTED, "reset-MNVM-password: another reset replaced this one; retry");
+        if (cur.state === "done") return { node: cur.node ?? "" };
+        if (cur.state === "failed") {
+          throw new RpcError(
+            Code.ABORTED,
+            `reset-MNVM-password failed on ${cur.node ?? "the owner"}: ${cur.error ?? "unknown error"}`,
+          );
+        }
+      }
+      throw new RpcError(
+        Code.DEADLINE_EXCEEDED,
+        "reset-MNVM-password: the owner did not answer within 60 s (is the qemu guest agent running in the MN-VM?)",
+      );
     },
   };
 }

@@ -7,11 +7,13 @@ import type { DomainStatus } from "../hypervisor/hypervisor.js";
 import type { HaEnv, TxnCompare } from "./env.js";
 import {
   type Assignment,
+  DEFAULT_MNVM_ROOT_PASSWORD,
   encodeRecord,
   type HistoryRecord,
   KEYS,
   type Migration,
   type Owner,
+  type PasswordReset,
 } from "./records.js";
 import { type ClusterView, loadView } from "./view.js";
 
@@ -402,6 +404,11 @@ export class LocalManager {
       await this.stopAsOwner(vm);
       return;
     }
+    const pr = view.passwordReset;
+    if (pr?.state === "requested" && vm === "running") {
+      await this.resetPassword(pr);
+      return;
+    }
     const mig = view.migration;
     if (
       mig &&
@@ -511,6 +518,29 @@ export class LocalManager {
     } finally {
       this.migrating = false;
     }
+  }
+
+  /** `zsha reset-MNVM-password`: the owner sets the default root password through the guest agent. */
+  private async resetPassword(req: PasswordReset): Promise<void> {
+    const env = this.env;
+    let result: PasswordReset;
+    try {
+      await env.hypervisor.setUserPassword(env.launcher.domainName, "root", DEFAULT_MNVM_ROOT_PASSWORD, {
+        timeoutMs: 30_000,
+      });
+      result = { ...req, state: "done", node: env.node, atMs: env.clock.wallMs() };
+      env.log("info", { id: req.id }, "ha.password-reset");
+    } catch (e) {
+      result = {
+        ...req,
+        state: "failed",
+        node: env.node,
+        error: (e as Error).message,
+        atMs: env.clock.wallMs(),
+      };
+      env.log("warn", { id: req.id, err: (e as Error).message }, "ha.password-reset-failed");
+    }
+    await env.kv.put(KEYS.passwordReset, encodeRecord(result)).catch(() => {});
   }
 
   // ---- helpers -------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ export const KEYS = {
   historyPrefix: "/zsha/mnvm/history/",
   history: (epoch: number, n: number) =>
     `/zsha/mnvm/history/${String(epoch).padStart(10, "0")}-${String(n).padStart(4, "0")}`,
+  passwordReset: "/zsha/mnvm/password-reset",
   globalMaintenance: "/zsha/maintenance/global",
   maintenance: (name: string) => `/zsha/maintenance/nodes/${name}`,
   maintenancePrefix: "/zsha/maintenance/nodes/",
@@ -98,6 +99,23 @@ export const HistorySchema = z.object({
   reason: z.string(),
 });
 export type HistoryRecord = z.infer<typeof HistorySchema>;
+
+/**
+ * The MN-VM image's documented default root password, which `zsha reset-MNVM-password` restores (SPEC §3).
+ * Not a secret: it is the value operators are told to change after the reset.
+ */
+export const DEFAULT_MNVM_ROOT_PASSWORD = "password";
+
+/** `zsha reset-MNVM-password`: requested by the API, carried out by the owner through the guest agent. */
+export const PasswordResetSchema = z.object({
+  id: z.string(),
+  state: z.enum(["requested", "done", "failed"]),
+  /** The node that ran it (the owner at the time). */
+  node: z.string().optional(),
+  error: z.string().optional(),
+  atMs: z.number(),
+});
+export type PasswordReset = z.infer<typeof PasswordResetSchema>;
 
 export const GlobalMaintenanceSchema = z.object({ enabled: z.boolean(), atMs: z.number(), by: z.string() });
 export type GlobalMaintenance = z.infer<typeof GlobalMaintenanceSchema>;

@@ -19,6 +19,8 @@ import {
   NodeReportSchema,
   type Owner,
   OwnerSchema,
+  type PasswordReset,
+  PasswordResetSchema,
 } from "./records.js";
 
 export interface ClusterView {
@@ -35,6 +37,7 @@ export interface ClusterView {
   readonly reports: ReadonlyMap<string, NodeReport>;
   readonly maintenance: ReadonlyMap<string, NodeMaintenance>;
   readonly globalMaintenance: GlobalMaintenance | undefined;
+  readonly passwordReset: PasswordReset | undefined;
 }
 
 export async function loadView(kv: HaKv): Promise<ClusterView> {
@@ -71,5 +74,6 @@ export async function loadView(kv: HaKv): Promise<ClusterView> {
     reports,
     maintenance,
     globalMaintenance: one(KEYS.globalMaintenance, GlobalMaintenanceSchema),
+    passwordReset: one(KEYS.passwordReset, PasswordResetSchema),
   };
 }

@@ -3,8 +3,10 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { text } from "../../src/client/kv-client.js";
 import { type GetStatusResponse, HaService } from "../../src/gen/zsha/ha/v1/ha_pb.js";
 import { type Client, Code, createClient, RpcError } from "../../src/grpc/index.js";
+import { KEYS } from "../../src/ha/records.js";
 import { until } from "../support/cluster.js";
 import { HaCluster, runningOn } from "../support/ha-cluster.js";
 
@@ -145,5 +147,27 @@ describe("HA service on real agent processes", () => {
       new RegExp(`${other}|migration`),
     );
     await expectRpcError(api("n1").demote({ node: "nx" }), Code.NOT_FOUND, /'nx' is not a node/);
+  }, 60_000);
+
+  it("reset-MNVM-password is refused with AllowResetRootPassword off, and runs on the owner through the guest agent when on", async () => {
+    await expectRpcError(
+      api("n2").resetMnvmPassword({}),
+      Code.FAILED_PRECONDITION,
+      /AllowResetRootPassword is false/,
+    );
+    const cur = JSON.parse(text((await c.kv.getValue(KEYS.config))!.value));
+    await c.kv.put(KEYS.config, JSON.stringify({ ...cur, AllowResetRootPassword: true }));
+    const owner = await until("the MN-VM running", () => runningOn(c.kv), 60_000, 300);
+    // The guest agent answers a few seconds after a start (simulated driver); retry until it does.
+    const r = await until(
+      "the reset to succeed",
+      () =>
+        api("n3")
+          .resetMnvmPassword({})
+          .catch((e: RpcError) => (e.code === Code.ABORTED ? undefined : Promise.reject(e))),
+      30_000,
+      1000,
+    );
+    expect(r.node).toBe(owner);
   }, 60_000);
 });

@@ -417,6 +417,10 @@ export class Scenario {
           atMs: now,
         });
         return;
+      case "reset-password":
+        // What the HA API writes for `zsha reset-MNVM-password` (after checking AllowResetRootPassword).
+        await this.put(KEYS.passwordReset, { id: `reset-${now}`, state: "requested", atMs: now });
+        return;
       case "global-maintenance": {
         const on = arg(0, "on or off");
         if (on !== "on" && on !== "off")

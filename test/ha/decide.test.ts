@@ -32,6 +32,7 @@ function view(o: Partial<ClusterView> = {}): ClusterView {
     reports: new Map(["n1", "n2", "n3"].map((n) => [n, report(n)])),
     maintenance: new Map(),
     globalMaintenance: undefined,
+    passwordReset: undefined,
     ...o,
   };
 }
