@@ -47,29 +47,33 @@ export function opToProto(o: TxnOp): MessageInitShape<typeof RequestOpSchema> {
   };
 }
 
-export function clientHaKv(client: KvClient, isLeader: () => boolean): HaKv {
-  const entry = (kv: {
-    key: Uint8Array;
-    value: Uint8Array;
-    createRevision: bigint;
-    modRevision: bigint;
-    version: bigint;
-    lease: bigint;
-  }): KvEntry => ({
+/** A key-value of the KV API as the HA sees it. */
+export function kvEntry(kv: {
+  key: Uint8Array;
+  value: Uint8Array;
+  createRevision: bigint;
+  modRevision: bigint;
+  version: bigint;
+  lease: bigint;
+}): KvEntry {
+  return {
     key: text(kv.key),
     value: kv.value,
     createRevision: kv.createRevision,
     modRevision: kv.modRevision,
     version: kv.version,
     lease: kv.lease,
-  });
+  };
+}
+
+export function clientHaKv(client: KvClient, isLeader: () => boolean): HaKv {
   return {
     async get(key) {
       const kv = await client.getValue(key);
-      return kv ? entry(kv) : undefined;
+      return kv ? kvEntry(kv) : undefined;
     },
     async list(prefix) {
-      return (await client.get(prefix, { prefix: true })).kvs.map(entry);
+      return (await client.get(prefix, { prefix: true })).kvs.map(kvEntry);
     },
     async txn(compare, success, failure = []) {
       const r = await client.txn({

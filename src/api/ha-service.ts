@@ -3,13 +3,13 @@
 // node answers the same; writes are the same records the controller and the local managers act on.
 
 import { create } from "@bufbuild/protobuf";
-import { compareToProto, opToProto } from "../agent/ha-kv.js";
+import { compareToProto, kvEntry, opToProto } from "../agent/ha-kv.js";
 import { type Config, parseConfig } from "../config/index.js";
 import * as hapb from "../gen/zsha/ha/v1/ha_pb.js";
 import { RangeRequestSchema } from "../gen/zsha/kv/v1/kv_pb.js";
 import { Code, RpcError, type ServiceImpl } from "../grpc/index.js";
 import { ineligible, rankNodes } from "../ha/decide.js";
-import { DEFAULT_TIMING, type HaKv, type KvEntry } from "../ha/env.js";
+import { DEFAULT_TIMING, type HaKv } from "../ha/env.js";
 import {
   decodeRecord,
   encodeRecord,
@@ -28,24 +28,9 @@ const enc = new TextEncoder();
 
 /** The HA state read and written through this member itself (linearizable reads, proposals for writes). */
 export function memberHaKv(member: Member): HaKv {
-  const entry = (kv: {
-    key: Uint8Array;
-    value: Uint8Array;
-    createRevision: bigint;
-    modRevision: bigint;
-    version: bigint;
-    lease: bigint;
-  }): KvEntry => ({
-    key: dec.decode(kv.key),
-    value: kv.value,
-    createRevision: kv.createRevision,
-    modRevision: kv.modRevision,
-    version: kv.version,
-    lease: kv.lease,
-  });
   const range = async (key: string, prefix: boolean) => {
     await member.linearizableRead();
-    return member.kv.range(create(RangeRequestSchema, { key: enc.encode(key), prefix })).kvs.map(entry);
+    return member.kv.range(create(RangeRequestSchema, { key: enc.encode(key), prefix })).kvs.map(kvEntry);
   };
   const write = async (op: Parameters<Member["propose"]>[0], what: string) => {
     const r = await member.propose(op, what);

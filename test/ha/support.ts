@@ -3,10 +3,10 @@
 // KvStore + Lessor (one replica, no Raft: the consensus layers have their own tests and simulator).
 
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { compareToProto, opToProto } from "../../src/agent/ha-kv.js";
+import { compareToProto, kvEntry, opToProto } from "../../src/agent/ha-kv.js";
 import { CommandSchema } from "../../src/gen/zsha/kv/v1/command_pb.js";
 import { RangeRequestSchema } from "../../src/gen/zsha/kv/v1/kv_pb.js";
-import type { HaClock, HaKv, KvEntry, TxnCompare, TxnOp } from "../../src/ha/env.js";
+import type { HaClock, HaKv, TxnCompare, TxnOp } from "../../src/ha/env.js";
 import type { CancelTimer, SimScheduler } from "../../src/hypervisor/sim-scheduler.js";
 import { KvStore, Lessor, leaseId } from "../../src/kv/index.js";
 import { index } from "../../src/raft/index.js";
@@ -79,7 +79,7 @@ export class SimClock implements HaClock, SimScheduler {
 }
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
+const _dec = new TextDecoder();
 
 /** The HA's KV over one real KvStore; lease expiry driven by a real Lessor on the virtual clock. */
 export class LocalKv {
@@ -122,21 +122,6 @@ export class LocalKv {
         throw new Error(`${node} cannot reach the cluster`);
       }
     };
-    const entry = (kv: {
-      key: Uint8Array;
-      value: Uint8Array;
-      createRevision: bigint;
-      modRevision: bigint;
-      version: bigint;
-      lease: bigint;
-    }): KvEntry => ({
-      key: dec.decode(kv.key),
-      value: kv.value,
-      createRevision: kv.createRevision,
-      modRevision: kv.modRevision,
-      version: kv.version,
-      lease: kv.lease,
-    });
     const ok = (r: ReturnType<KvStore["apply"]>) => {
       if (!r.ok) throw r.error;
       return r;
@@ -145,13 +130,13 @@ export class LocalKv {
       get: async (key) => {
         await gate();
         const kv = this.store.get(enc.encode(key));
-        return kv ? entry(kv) : undefined;
+        return kv ? kvEntry(kv) : undefined;
       },
       list: async (prefix) => {
         await gate();
         return this.store
           .range(create(RangeRequestSchema, { key: enc.encode(prefix), prefix: true }))
-          .kvs.map(entry);
+          .kvs.map(kvEntry);
       },
       txn: async (
         compare: readonly TxnCompare[],

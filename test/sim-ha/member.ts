@@ -5,10 +5,10 @@
 // the same calls a real agent makes through its KV client, answered by this member.
 
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { compareToProto, opToProto } from "../../src/agent/ha-kv.js";
+import { compareToProto, kvEntry, opToProto } from "../../src/agent/ha-kv.js";
 import { type Command, CommandSchema } from "../../src/gen/zsha/kv/v1/command_pb.js";
-import { type KeyValue, RangeRequestSchema } from "../../src/gen/zsha/kv/v1/kv_pb.js";
-import type { HaKv, KvEntry, TxnCompare, TxnOp } from "../../src/ha/env.js";
+import { RangeRequestSchema } from "../../src/gen/zsha/kv/v1/kv_pb.js";
+import type { HaKv, TxnCompare, TxnOp } from "../../src/ha/env.js";
 import { type ApplyResult, Code, KvStore, Lessor, leaseId } from "../../src/kv/index.js";
 import {
   type Entry,
@@ -417,13 +417,13 @@ export class SimMember {
       get: async (key) => {
         await this.linearizable();
         const kv = this.kv.get(enc.encode(key));
-        return kv ? entry(kv) : undefined;
+        return kv ? kvEntry(kv) : undefined;
       },
       list: async (prefix) => {
         await this.linearizable();
         return this.kv
           .range(create(RangeRequestSchema, { key: enc.encode(prefix), prefix: true }))
-          .kvs.map(entry);
+          .kvs.map(kvEntry);
       },
       txn: async (
         compare: readonly TxnCompare[],
@@ -457,15 +457,4 @@ export class SimMember {
       isLocalLeader: () => this.isLeader(),
     };
   }
-}
-
-function entry(kv: KeyValue): KvEntry {
-  return {
-    key: dec.decode(kv.key),
-    value: kv.value,
-    createRevision: kv.createRevision,
-    modRevision: kv.modRevision,
-    version: kv.version,
-    lease: kv.lease,
-  };
 }
