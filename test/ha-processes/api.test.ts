@@ -89,8 +89,8 @@ describe("HA service on real agent processes", () => {
     // libvirt's test driver (and the per-process simulated one) cannot migrate: the failure must leave the
     // MN-VM where it was, with the error recorded and streamed.
     const other = c.names.find((n) => n !== owner)!;
-    // Under load a node's image or hypervisor check can miss its timeout for a round, which makes it
-    // ineligible for that moment (refused, saying why): retry until the migration itself runs and fails.
+    // Under load a node's check can miss its timeout for a round (or a report its lease), which makes the
+    // target ineligible for that moment — refused, saying why: retry until the migration runs and fails.
     const attempt = () =>
       drain(api(other).migrate({ target: other })).then(
         () => undefined,
@@ -100,9 +100,11 @@ describe("HA service on real agent processes", () => {
       "a migration attempt that runs and fails",
       async () => {
         const e = await attempt();
-        return e?.code === Code.FAILED_PRECONDITION && /cannot take the MN-VM/.test(e.message)
-          ? undefined
-          : (e ?? new Error("migrated"));
+        if (e?.code === Code.FAILED_PRECONDITION) {
+          console.log(`migrate refused for now (retrying): ${e.message}`);
+          return undefined;
+        }
+        return e ?? new Error("migrated");
       },
       30_000,
       1000,
