@@ -90,6 +90,7 @@ export async function runHa(
       await new Promise((r) => setTimeout(r, 2000));
     }
   })();
+  running.setStorage(agent.image);
   agent.start();
   return {
     driver: line,

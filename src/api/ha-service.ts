@@ -4,7 +4,8 @@
 
 import { create } from "@bufbuild/protobuf";
 import { compareToProto, kvEntry, opToProto } from "../agent/ha-kv.js";
-import { type Config, parseConfig } from "../config/index.js";
+import { type Config, parseConfig, resolveNic, resolvePerNode } from "../config/index.js";
+import type { NodeName } from "../config/types.js";
 import * as hapb from "../gen/zsha/ha/v1/ha_pb.js";
 import { RangeRequestSchema } from "../gen/zsha/kv/v1/kv_pb.js";
 import { Code, RpcError, type ServiceImpl } from "../grpc/index.js";
@@ -63,6 +64,19 @@ export function memberHaKv(member: Member): HaKv {
     leaseKeepAlive: unsupported,
     leaseRevoke: unsupported,
     isLocalLeader: () => member.isLeader(),
+  };
+}
+
+async function storageFacts(probe: StorageProbe | undefined) {
+  if (!probe) return { storageHealth: "", storageDetails: [], hostIo: "" };
+  const [h, r] = await Promise.allSettled([within(5000, probe.health()), within(5000, probe.readProbe())]);
+  return {
+    storageHealth: h.status === "fulfilled" ? h.value.status : `unknown (${(h.reason as Error).message})`,
+    storageDetails: h.status === "fulfilled" ? [...h.value.summary, ...h.value.checks] : [],
+    hostIo:
+      r.status === "fulfilled"
+        ? `read ${r.value.bytes} bytes of ${r.value.target} in ${r.value.latencyMs.toFixed(1)} ms`
+        : `FAILED: ${(r.reason as Error).message}`,
   };
 }
 
@@ -136,7 +150,44 @@ async function requestMigration(
   return m;
 }
 
-export function haService(member: Member): ServiceImpl<typeof hapb.HaService.method> {
+/** The answering node's view of the shared storage, once its HA agent has one (see serve.ts). */
+export interface StorageProbe {
+  health(): Promise<{ status: string; checks: readonly string[]; summary: readonly string[] }>;
+  readProbe(): Promise<{ bytes: number; latencyMs: number; target: string }>;
+}
+
+async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>(
+        (_, reject) => (t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)),
+      ),
+    ]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+function networkIps(ctx: Ctx): { managementIp: string; publicIp: string } {
+  const c = ctx.config;
+  if (!c) return { managementIp: "", publicIp: "" };
+  const node = (ctx.view.owner?.node ?? [...ctx.ips.keys()][0] ?? "") as NodeName;
+  try {
+    const mgmt = resolvePerNode(c, node).Ipaddr ?? "";
+    const def = c.Network.find((n) => n.IsDefRoute);
+    const pub = def ? (resolveNic(c, def, node).Ipaddr ?? "") : "";
+    return { managementIp: mgmt, publicIp: pub };
+  } catch {
+    return { managementIp: "", publicIp: "" };
+  }
+}
+
+export function haService(
+  member: Member,
+  storage: () => StorageProbe | undefined = () => undefined,
+): ServiceImpl<typeof hapb.HaService.method> {
   const kv = memberHaKv(member);
   const domain = (ctx: Ctx) => ctx.config?.DomainName ?? "zsha-mnvm";
   return {
@@ -196,6 +247,8 @@ export function haService(member: Member): ServiceImpl<typeof hapb.HaService.met
           : {}),
         configStored: v.config !== undefined,
         domainName: domain(ctx),
+        ...networkIps(ctx),
+        ...(await storageFacts(storage())),
       };
     },
 

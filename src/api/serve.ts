@@ -13,11 +13,13 @@ import type { MemberOptions } from "../server/options.js";
 import { serverCredentials } from "../transport/index.js";
 import { clusterService } from "./cluster-service.js";
 import { LeaderForwarder } from "./forward.js";
-import { haService } from "./ha-service.js";
+import { haService, type StorageProbe } from "./ha-service.js";
 import { kvService, leaseService, watchService } from "./kv-service.js";
 
 export interface RunningMember {
   readonly member: Member;
+  /** The HA agent hands its image store over, so that status can report storage health and host I/O. */
+  setStorage(probe: StorageProbe): void;
   /** The bound peer address (useful with port 0). */
   readonly peerAddress: string;
   readonly clientAddress?: string;
@@ -32,20 +34,27 @@ function bind(server: grpc.Server, address: string, creds: grpc.ServerCredential
   );
 }
 
-function addApi(server: grpc.Server, member: Member, fwd: LeaderForwarder): void {
+function addApi(
+  server: grpc.Server,
+  member: Member,
+  fwd: LeaderForwarder,
+  storage: () => StorageProbe | undefined,
+): void {
   const onUnexpectedError = (err: unknown, method: string) =>
     member.log.error({ err: (err as Error).message, method }, "api.unexpected-error");
   addService(server, kvpb.KVService, kvService(member), { onUnexpectedError });
   addService(server, kvpb.WatchService, watchService(member), { onUnexpectedError });
   addService(server, kvpb.LeaseService, leaseService(member, fwd), { onUnexpectedError });
   addService(server, clusterpb.ClusterService, clusterService(member, fwd), { onUnexpectedError });
-  addService(server, hapb.HaService, haService(member), { onUnexpectedError });
+  addService(server, hapb.HaService, haService(member, storage), { onUnexpectedError });
 }
 
 /** Starts a member with its servers. */
 export async function runMember(opts: MemberOptions): Promise<RunningMember> {
   const member = await Member.start(opts);
   const fwd = new LeaderForwarder(member);
+  let probe: StorageProbe | undefined;
+  const storage = () => probe;
   const grpcOpts: grpc.ServerOptions = {
     "grpc.max_receive_message_length": 8 << 20,
     "grpc.max_send_message_length": 64 << 20,
@@ -53,13 +62,13 @@ export async function runMember(opts: MemberOptions): Promise<RunningMember> {
   };
   const peer = new grpc.Server(grpcOpts);
   member.transport.register(peer);
-  addApi(peer, member, fwd);
+  addApi(peer, member, fwd, storage);
   const peerPort = await bind(peer, member.opts.peerListen, serverCredentials(member.opts.tls));
   const servers = [peer];
   let clientAddress: string | undefined;
   if (member.opts.clientListen || member.opts.clientSocket) {
     const client = new grpc.Server(grpcOpts);
-    addApi(client, member, fwd);
+    addApi(client, member, fwd, storage);
     if (member.opts.clientListen) {
       const port = await bind(client, member.opts.clientListen, grpc.ServerCredentials.createInsecure());
       clientAddress = member.opts.clientListen.replace(/:0$/, `:${port}`);
@@ -81,6 +90,9 @@ export async function runMember(opts: MemberOptions): Promise<RunningMember> {
   );
   return {
     member,
+    setStorage(p) {
+      probe = p;
+    },
     peerAddress,
     ...(clientAddress ? { clientAddress } : {}),
     async stop() {

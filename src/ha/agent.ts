@@ -13,7 +13,11 @@ export class HaAgent {
   private running = false;
   private loops: Promise<void>[] = [];
 
+  /** The image store this agent uses (status reports its health and a read probe). */
+  readonly image: HaEnv["image"];
+
   constructor(private readonly env: HaEnv) {
+    this.image = env.image;
     this.local = new LocalManager(env);
     this.controller = new Controller(env);
     this.reporter = new NodeReporter(env, this.local);

@@ -1,0 +1,11 @@
+#!/usr/bin/env -S node --import tsx
+// zsha: the operator's command line (src/cli); "zsha agent ..." runs the agent itself (cmd/agent.ts).
+
+import { runCli } from "../src/cli/main.js";
+
+if (process.argv[2] === "agent") {
+  process.argv.splice(2, 1);
+  await import("./agent.js");
+} else {
+  process.exitCode = await runCli(process.argv.slice(2));
+}

@@ -1,0 +1,323 @@
+// `zsha`: the operator's command line. Thin: parse arguments (commander), call the local agent's API over
+// its unix socket (or --endpoint), render text or --json. Errors are one sentence on stderr, exit code 1
+// (2 for usage errors), and nothing changes in the cluster.
+
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { Command, CommanderError } from "commander";
+import { KvClient, text } from "../client/kv-client.js";
+import { checkConfigText, formatCheck, sampleConfigText } from "../config/index.js";
+import { HaService } from "../gen/zsha/ha/v1/ha_pb.js";
+import { type Client, createClient, RpcError } from "../grpc/index.js";
+import { KEYS } from "../ha/records.js";
+import { renderStatus, statusJson } from "./status.js";
+
+export const DEFAULT_SOCKET = "/run/zsha/zsha.sock";
+
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+  /** Rewrites the current terminal line (progress bars); plain output when not a terminal. */
+  progress(line: string): void;
+}
+
+export const processIo: Io = {
+  out: (l) => process.stdout.write(`${l}\n`),
+  err: (l) => process.stderr.write(`${l}\n`),
+  progress: (l) => (process.stdout.isTTY ? process.stdout.write(`\r${l}`) : process.stdout.write(`${l}\n`)),
+};
+
+/** A failure already worded for the operator. */
+export class CliError extends Error {}
+
+function endpoint(opts: { endpoint?: string }): string {
+  return opts.endpoint ?? process.env.ZSHA_ENDPOINT ?? `unix:${DEFAULT_SOCKET}`;
+}
+
+function clients(ep: string): { kv: KvClient; ha: Client<typeof HaService.method>; close(): void } {
+  const kv = new KvClient({ endpoints: [ep], deadlineMs: 10_000 });
+  const ha = createClient(HaService, ep, grpc.credentials.createInsecure());
+  return {
+    kv,
+    ha,
+    close() {
+      kv.close();
+      ha.close();
+    },
+  };
+}
+
+/** Turns a failed call into one sentence saying what is wrong and what to do. */
+function explain(e: unknown, ep: string): CliError {
+  if (e instanceof RpcError) {
+    if (e.code === grpc.status.UNAVAILABLE && /connect|No connection|ECONNREFUSED|ENOENT/i.test(e.message)) {
+      return new CliError(
+        `no zsha agent answers at ${ep}: is the agent running on this node (systemctl status zsha)?`,
+      );
+    }
+    return new CliError(e.message);
+  }
+  return new CliError((e as Error).message);
+}
+
+function version(): string {
+  const root = join(import.meta.dirname, "..", "..");
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+  let commit = "unknown";
+  let date = "unknown";
+  try {
+    commit = execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    })
+      .toString()
+      .trim();
+    date = execFileSync("git", ["-C", root, "log", "-1", "--format=%cI"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    })
+      .toString()
+      .trim();
+  } catch {
+    // Not a checkout (an installed package): the version alone.
+  }
+  return `zsha ${pkg.version} (built ${date}, commit ${commit})`;
+}
+
+export async function runCli(argv: string[], io: Io = processIo): Promise<number> {
+  const program = new Command("zsha")
+    .description("HA for the management VM (MN-VM) of a KVM + Ceph cluster")
+    .option("--endpoint <address>", `agent API address (default unix:${DEFAULT_SOCKET}, or $ZSHA_ENDPOINT)`)
+    .helpOption("-h, --help", "show every command")
+    .version(version(), "-v, --version", "show version, build date and commit")
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
+    .showSuggestionAfterError(true);
+
+  let code = 0;
+  const withApi = async (f: (c: ReturnType<typeof clients>) => Promise<void>) => {
+    const ep = endpoint(program.opts());
+    const c = clients(ep);
+    try {
+      await f(c);
+    } catch (e) {
+      throw e instanceof CliError ? e : explain(e, ep);
+    } finally {
+      c.close();
+    }
+  };
+
+  program
+    .command("status")
+    .description("the cluster at a glance: where the MN-VM runs, start records, members, storage")
+    .option("--json", "the same content as JSON (stable shape)")
+    .action(async (o: { json?: boolean }) =>
+      withApi(async ({ kv, ha }) => {
+        const [st, members] = await Promise.all([ha.getStatus({ history: 5 }), kv.memberList()]);
+        if (o.json) io.out(JSON.stringify(statusJson(st, members), null, 2));
+        else for (const l of renderStatus(st, members)) io.out(l);
+      }),
+    );
+
+  program
+    .command("status-conf")
+    .description("status plus the cluster's current config")
+    .option("--json", "as JSON")
+    .action(async (o: { json?: boolean }) =>
+      withApi(async ({ kv, ha }) => {
+        const [st, members, cfg] = await Promise.all([
+          ha.getStatus({ history: 5 }),
+          kv.memberList(),
+          kv.getValue(KEYS.config),
+        ]);
+        const config = cfg ? JSON.parse(text(cfg.value)) : null;
+        if (o.json) io.out(JSON.stringify({ ...statusJson(st, members), config }, null, 2));
+        else {
+          for (const l of renderStatus(st, members)) io.out(l);
+          io.out(">>>Config");
+          io.out(config ? JSON.stringify(config, null, 2) : "(no config stored)");
+        }
+      }),
+    );
+
+  program
+    .command("check-config")
+    .description("validate a config file: 'config file check pass' or every problem, one per line")
+    .argument("<file>", "config file (JSON)")
+    .action(async (file: string) => {
+      let t: string;
+      try {
+        t = readFileSync(file, "utf8");
+      } catch (e) {
+        throw new CliError(
+          `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
+      }
+      const r = checkConfigText(t);
+      io.out(formatCheck(r));
+      if (!r.ok) code = 1;
+    });
+
+  program
+    .command("config-sample")
+    .description("write a sample config to /tmp/sample.<Type>.config.json")
+    .argument("<type>", "CephConf or FileConf")
+    .action(async (type: string) => {
+      if (type !== "CephConf" && type !== "FileConf")
+        throw new CliError(`config-sample: type must be CephConf or FileConf, not '${type}'`);
+      const path = `/tmp/sample.${type}.config.json`;
+      writeFileSync(path, sampleConfigText(type));
+      io.out(path);
+    });
+
+  program
+    .command("export-config")
+    .description("write the cluster's current config to /tmp/current.config.json")
+    .option("-o, --output <file>", "write it here instead", "/tmp/current.config.json")
+    .action(async (o: { output: string }) =>
+      withApi(async ({ kv }) => {
+        const cfg = await kv.getValue(KEYS.config);
+        if (!cfg)
+          throw new CliError("the cluster has no config stored yet: import one with zsha import-config FILE");
+        writeFileSync(o.output, `${JSON.stringify(JSON.parse(text(cfg.value)), null, 2)}\n`);
+        io.out(`config exported to ${o.output}`);
+      }),
+    );
+
+  program
+    .command("import-config")
+    .description(
+      "validate and store a new config for the whole cluster (MN-VM settings apply at its next start)",
+    )
+    .argument("<file>", "config file (JSON)")
+    .action(async (file: string) => {
+      let t: string;
+      try {
+        t = readFileSync(file, "utf8");
+      } catch (e) {
+        throw new CliError(
+          `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
+      }
+      const r = checkConfigText(t);
+      if (!r.ok) {
+        for (const l of formatCheck(r).split("\n")) io.err(l);
+        throw new CliError(`import-config: ${file} is not valid; nothing was changed`);
+      }
+      await withApi(async ({ kv }) => {
+        await kv.put(KEYS.config, JSON.stringify(r.config));
+        io.out(
+          "config imported; MN-VM settings apply at its next start (zsha status shows a pending restart)",
+        );
+      });
+    });
+
+  for (const [name, state, say] of [
+    ["stop", "stopped", "the MN-VM is being shut down; HA will not start it until zsha start"],
+    ["start", "running", "HA is on: the MN-VM is started on the best node"],
+  ] as const) {
+    program
+      .command(name)
+      .description(
+        name === "stop" ? "shut the MN-VM down cleanly and stop HA action" : "start HA action and the MN-VM",
+      )
+      .action(async () =>
+        withApi(async ({ ha }) => {
+          await ha.setDesired({ state, by: `zsha ${name}` });
+          io.out(say);
+        }),
+      );
+  }
+
+  program
+    .command("migrate")
+    .description("live-migrate the running MN-VM to TARGET (IP or hostname of a cluster node)")
+    .argument("<target>", "node name or IP")
+    .action(async (target: string) =>
+      withApi(async ({ ha }) => {
+        let announced = false;
+        for await (const p of ha.migrate({ target })) {
+          if (!announced) {
+            io.out(`Migrate from ${p.from} to ${p.to}`);
+            announced = true;
+          }
+          io.progress(`Migration: [${String(p.percent).padStart(3)} %]`);
+        }
+        io.progress("Migration: [100 %]");
+        io.out("");
+        io.out("migration done");
+      }),
+    );
+
+  const maint = program
+    .command("maintenance")
+    .description("node maintenance, or global maintenance (HA frozen)");
+  for (const mode of ["enable", "disable"] as const) {
+    maint
+      .command(mode)
+      .description(
+        mode === "enable"
+          ? "put NODE in maintenance (the MN-VM is migrated away first)"
+          : "take NODE out of maintenance",
+      )
+      .argument("<node>", "node name or IP")
+      .action(async (node: string) =>
+        withApi(async ({ ha }) => {
+          await ha.setMaintenance({ node, enable: mode === "enable" });
+          io.out(
+            mode === "enable"
+              ? `${node} is entering maintenance (see zsha status)`
+              : `${node} left maintenance`,
+          );
+        }),
+      );
+  }
+  const global = maint.command("global").description("freeze or unfreeze HA cluster-wide");
+  for (const mode of ["enable", "disable"] as const) {
+    global
+      .command(mode)
+      .description(mode === "enable" ? "freeze HA: nothing is started, stopped or fenced" : "unfreeze HA")
+      .action(async () =>
+        withApi(async ({ ha }) => {
+          await ha.setGlobalMaintenance({ enable: mode === "enable" });
+          io.out(
+            mode === "enable"
+              ? "global maintenance on: HA is frozen"
+              : "global maintenance off: HA acts again",
+          );
+        }),
+      );
+  }
+
+  program
+    .command("demote")
+    .description("hand Raft leadership and the MN-VM away from NODE (default: this node)")
+    .argument("[node]", "node name or IP")
+    .action(async (node: string | undefined) =>
+      withApi(async ({ ha }) => {
+        for (const a of (await ha.demote({ node: node ?? "" })).actions) io.out(a);
+      }),
+    );
+
+  program
+    .command("reset-MNVM-password")
+    .description("reset the MN-VM root password to the default (needs AllowResetRootPassword)")
+    .action(async () =>
+      withApi(async ({ ha }) => {
+        const r = await ha.resetMnvmPassword({});
+        io.out(`the MN-VM root password was reset to the default on ${r.node}`);
+      }),
+    );
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; usage errors (already printed by commander) exit 2.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    io.err(`zsha: ${(e as Error).message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,159 @@
+// The zsha command line against a real 3-agent cluster (HA on, FileConf): output and exit code of each
+// command, the --json shape, and bad input (one line on stderr, non-zero exit, nothing changed).
+
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Io, runCli } from "../../src/cli/main.js";
+import { until } from "../support/cluster.js";
+import { HaCluster, runningOn } from "../support/ha-cluster.js";
+
+let c: HaCluster;
+let ep: string;
+const ROOT = join(import.meta.dirname, "..", "..");
+
+async function zsha(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l), progress: (l) => out.push(l) };
+  const code = await runCli(["--endpoint", ep, ...args], io);
+  return { code, out, err };
+}
+
+describe("zsha CLI", () => {
+  beforeAll(async () => {
+    c = await HaCluster.start(3, "cli");
+    ep = c.procs.get("n2")!.client;
+    await until("the MN-VM running", () => runningOn(c.kv), 40_000, 200);
+  }, 90_000);
+
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  it("the bin lists every command with -h and prints version, build date and commit with -v", () => {
+    const h = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "cmd/zsha.ts"), "-h"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    expect(h.status).toBe(0);
+    for (const cmd of [
+      "status",
+      "status-conf",
+      "check-config",
+      "config-sample",
+      "export-config",
+      "import-config",
+      "stop",
+      "start",
+      "migrate",
+      "maintenance",
+      "demote",
+      "reset-MNVM-password",
+    ]) {
+      expect(h.stdout).toContain(cmd);
+    }
+    const v = execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "cmd/zsha.ts"), "-v"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    expect(v).toMatch(/^zsha \d+\.\d+\.\d+ \(built .+, commit [0-9a-f]+\)/);
+  });
+
+  it("status shows the headings of SPEC §3 in order, the owner, members and storage; --json has the stable shape", async () => {
+    const r = await zsha("status");
+    expect(r.code).toBe(0);
+    const headings = r.out.filter((l) => l.startsWith(">>>"));
+    expect(headings).toEqual([
+      ">>>MN-VM Running On",
+      ">>>Last MN-VM Start Record",
+      ">>>ZStack HA Services Running On",
+      ">>>Members",
+      ">>>Management Node IP",
+      ">>>Public Network IP",
+      ">>>Ceph Status",
+      ">>>Checking Host I/O",
+    ]);
+    const owner = await runningOn(c.kv);
+    expect(r.out[1]).toMatch(new RegExp(`: running \\(${owner}, epoch \\d+\\)`));
+    expect(r.out.filter((l) => / alive /.test(l))).toHaveLength(3);
+    const j = await zsha("status", "--json");
+    const s = JSON.parse(j.out.join("\n"));
+    expect(s.mnvm).toMatchObject({ owner, state: "running", desired: "running" });
+    expect(s.nodes.map((n: { name: string; reporting: boolean }) => [n.name, n.reporting])).toEqual([
+      ["n1", true],
+      ["n2", true],
+      ["n3", true],
+    ]);
+    expect(s.members).toHaveLength(3);
+    expect(s.storage.health).toBe("OK");
+    expect(s.hostIo).toMatch(/^read \d+ bytes of .* in [\d.]+ ms$/);
+  });
+
+  it("check-config, config-sample, export-config and import-config", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "zsha-cli-"));
+    const sample = await zsha("config-sample", "FileConf");
+    expect(sample).toMatchObject({ code: 0, out: ["/tmp/sample.FileConf.config.json"] });
+    expect((await zsha("check-config", "/tmp/sample.FileConf.config.json")).out).toEqual([
+      "config file check pass",
+    ]);
+    const bad = join(dir, "bad.json");
+    writeFileSync(
+      bad,
+      JSON.stringify({ ...JSON.parse(readFileSync("/tmp/sample.FileConf.config.json", "utf8")), CPU: 2 }),
+    );
+    const chk = await zsha("check-config", bad);
+    expect(chk.code).toBe(1);
+    expect(chk.out.join("\n")).toMatch(/CPU/);
+    const out = join(dir, "current.json");
+    expect((await zsha("export-config", "-o", out)).out).toEqual([`config exported to ${out}`]);
+    const cur = JSON.parse(readFileSync(out, "utf8"));
+    const imp = await zsha("import-config", bad);
+    expect(imp.code).toBe(1);
+    expect(imp.err.at(-1)).toMatch(/is not valid; nothing was changed/);
+    writeFileSync(out, JSON.stringify({ ...cur, MemorySizeInGB: 16 }));
+    expect((await zsha("import-config", out)).code).toBe(0);
+    await zsha("export-config", "-o", out);
+    expect(JSON.parse(readFileSync(out, "utf8")).MemorySizeInGB).toBe(16);
+  });
+
+  it("migrate and maintenance refuse unknown nodes with one line; the owner as target says the domain is already active", async () => {
+    const owner = (await runningOn(c.kv))!;
+    const r1 = await zsha("migrate", "ceph-9");
+    expect(r1.code).toBe(1);
+    expect(r1.err).toEqual(["zsha: migrate: 'ceph-9' is not a node of this cluster; nodes: n1, n2, n3"]);
+    const r2 = await zsha("migrate", owner);
+    expect(r2.err[0]).toMatch(/domain 'zsha-mnvm' is already active on/);
+    expect((await zsha("maintenance", "enable", "nx")).code).toBe(1);
+  });
+
+  it("usage errors exit 2; no agent gives one clear sentence", async () => {
+    expect((await zsha("frobnicate")).code).toBe(2);
+    expect((await zsha("migrate")).code).toBe(2);
+    expect((await zsha("config-sample", "NfsConf")).err).toEqual([
+      "zsha: config-sample: type must be CephConf or FileConf, not 'NfsConf'",
+    ]);
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(["--endpoint", "unix:/nonexistent/zsha.sock", "status"], {
+      out: (l) => out.push(l),
+      err: (l) => err.push(l),
+      progress: () => {},
+    });
+    expect(code).toBe(1);
+    expect(err).toEqual([
+      "zsha: no zsha agent answers at unix:/nonexistent/zsha.sock: is the agent running on this node (systemctl status zsha)?",
+    ]);
+  });
+
+  it("stop keeps the MN-VM down, start brings it back", async () => {
+    expect((await zsha("stop")).code).toBe(0);
+    await until("stopped", async () => (await runningOn(c.kv)) === undefined, 60_000, 300);
+    const s = await zsha("status");
+    expect(s.out[1]).toMatch(/^\(none\) : stopped \(stopped by the operator\)/);
+    expect((await zsha("start")).code).toBe(0);
+    await until("running again", () => runningOn(c.kv), 60_000, 300);
+  }, 150_000);
+});
