@@ -1,0 +1,2 @@
+export { AgentMetrics, type MemberSource, RAFT_ROLES } from "./agent-metrics.js";
+export { DEFAULT_METRICS_LISTEN, type MetricsServer, parseListen, startMetricsServer } from "./server.js";
