@@ -11,6 +11,8 @@ import {
 } from "../src/agent/node-file.js";
 import { runHa } from "../src/agent/run-ha.js";
 import { runMember } from "../src/api/serve.js";
+import { type AgentLog, createAgentLog } from "../src/log/index.js";
+import { AgentMetrics, haEventHooks, type MetricsServer, startMetricsServer } from "../src/metrics/index.js";
 
 function fail(msg: string): never {
   console.error(`zsha agent: ${msg}`);
@@ -35,6 +37,8 @@ const { values } = parseArgs({
     "log-level": { type: "string", default: "info" },
     "hypervisor-uri": { type: "string" },
     "seed-dir": { type: "string" },
+    "log-dir": { type: "string" },
+    "metrics-listen": { type: "string" },
   },
   strict: true,
 });
@@ -67,6 +71,8 @@ try {
           tickMs: num("tick-ms", values["tick-ms"]),
           snapshotEntries: num("snapshot-entries", values["snapshot-entries"]),
           catchUpEntries: num("catch-up-entries", values["catch-up-entries"]),
+          logDir: values["log-dir"],
+          metricsListen: values["metrics-listen"],
           ha: values["hypervisor-uri"]
             ? { hypervisorUri: values["hypervisor-uri"], seedDir: values["seed-dir"] }
             : undefined,
@@ -79,8 +85,24 @@ try {
   fail((e as Error).message);
 }
 
-const logger = pino({ level: values["log-level"], base: { pid: process.pid } });
+// Logs go to rotated files under logDir when set (never blocking: a full log disk drops lines), else stderr.
+const metrics = new AgentMetrics();
+const hooks = haEventHooks(metrics, node.name);
+let agentLog: AgentLog | undefined;
+if (node.logDir) {
+  agentLog = createAgentLog({ dir: node.logDir, level: values["log-level"], hooks });
+  metrics.attachLog(() => (agentLog as AgentLog).stats());
+}
+const logger = agentLog?.logger ?? pino({ level: values["log-level"], base: { pid: process.pid }, hooks });
 const running = await runMember(memberOptions(node, logger)).catch((e) => fail((e as Error).message));
+metrics.attachMember(running.member);
+let metricsServer: MetricsServer | undefined;
+if (node.metricsListen) {
+  metricsServer = await startMetricsServer(metrics, node.metricsListen).catch((e) =>
+    fail((e as Error).message),
+  );
+  console.error(`zsha agent ${node.name}: metrics on http://${metricsServer.address}/metrics`);
+}
 console.error(
   `zsha agent ${node.name}: peer ${running.peerAddress}${running.clientAddress ? `, client ${running.clientAddress}` : ""}`,
 );
@@ -97,7 +119,11 @@ const shutdown = (sig: string) => {
   if (stopping) return;
   stopping = true;
   logger.info({ signal: sig }, "agent.stopping");
-  void (ha ? ha.stop() : Promise.resolve()).then(() => running.stop()).then(() => process.exit(0));
+  void (ha ? ha.stop() : Promise.resolve())
+    .then(() => running.stop())
+    .then(() => metricsServer?.close())
+    .then(() => agentLog?.close())
+    .then(() => process.exit(0));
 };
 process.on("SIGTERM", () => shutdown("SIGTERM"));
 process.on("SIGINT", () => shutdown("SIGINT"));

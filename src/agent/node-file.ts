@@ -26,6 +26,10 @@ export const NodeFileSchema = z
     snapshotEntries: z.number().int().positive().optional(),
     catchUpEntries: z.number().int().nonnegative().optional(),
     minLeaseTtlSeconds: z.number().int().positive().optional(),
+    /** Folder for the agent's rotated log files (the installer sets /var/log/z); absent: JSON on stderr. */
+    logDir: z.string().startsWith("/", "must be an absolute path").optional(),
+    /** host:port of the Prometheus endpoint (GET /metrics), e.g. 127.0.0.1:9780; absent: no endpoint. */
+    metricsListen: hostPort.optional(),
     /** Run the MN-VM HA agent on this node (the consensus member runs regardless). */
     ha: z
       .object({
@@ -91,7 +95,8 @@ export function memberOptions(n: NodeFile, logger: MemberOptions["logger"]): Mem
       throw new Error(`cannot read TLS ${what} file ${p}: ${(e as Error).message}`);
     }
   };
-  const { tls, ...rest } = n;
+  // logDir and metricsListen are the agent's, not the member's.
+  const { tls, logDir: _logDir, metricsListen: _metricsListen, ...rest } = n;
   return {
     ...rest,
     ...(tls

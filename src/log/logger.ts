@@ -1,7 +1,7 @@
 // The agent's logger: pino JSON lines into `<dir>/agent.log`, rotated by day and by size with
 // rotating-file-stream, behind a SafeDestination so a full or read-only log disk never stops or slows HA.
 
-import pino, { type Logger } from "pino";
+import pino, { type Logger, type LoggerOptions } from "pino";
 import { createStream } from "rotating-file-stream";
 import { type LogSinkStats, SafeDestination } from "./safe-destination.js";
 
@@ -24,6 +24,8 @@ export interface AgentLogOptions {
   maxQueuedBytes?: number;
   /** Pause before reopening a failed log file (default 5 s). */
   retryMs?: number;
+  /** pino hooks, e.g. the metrics' HA event feed. */
+  hooks?: LoggerOptions["hooks"];
 }
 
 export interface AgentLog {
@@ -61,7 +63,14 @@ export function createAgentLog(opts: AgentLogOptions = {}): AgentLog {
     ...(opts.maxQueuedBytes !== undefined ? { maxQueuedBytes: opts.maxQueuedBytes } : {}),
     ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
   });
-  const logger = pino({ level: opts.level ?? "info", base: opts.base ?? { pid: process.pid } }, dest);
+  const logger = pino(
+    {
+      level: opts.level ?? "info",
+      base: opts.base ?? { pid: process.pid },
+      ...(opts.hooks ? { hooks: opts.hooks } : {}),
+    },
+    dest,
+  );
   return {
     logger,
     dir,
