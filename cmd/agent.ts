@@ -12,7 +12,13 @@ import {
 import { runHa } from "../src/agent/run-ha.js";
 import { runMember } from "../src/api/serve.js";
 import { type AgentLog, createAgentLog } from "../src/log/index.js";
-import { AgentMetrics, haEventHooks, type MetricsServer, startMetricsServer } from "../src/metrics/index.js";
+import {
+  AgentMetrics,
+  haEventHooks,
+  type MetricsServer,
+  ownerLeaseRemaining,
+  startMetricsServer,
+} from "../src/metrics/index.js";
 
 function fail(msg: string): never {
   console.error(`zsha agent: ${msg}`);
@@ -96,6 +102,7 @@ if (node.logDir) {
 const logger = agentLog?.logger ?? pino({ level: values["log-level"], base: { pid: process.pid }, hooks });
 const running = await runMember(memberOptions(node, logger)).catch((e) => fail((e as Error).message));
 metrics.attachMember(running.member);
+metrics.attachOwnerLease(() => ownerLeaseRemaining(running.member));
 let metricsServer: MetricsServer | undefined;
 if (node.metricsListen) {
   metricsServer = await startMetricsServer(metrics, node.metricsListen).catch((e) =>

@@ -40,6 +40,7 @@ export class AgentMetrics {
   private readonly logDropped: Gauge;
   private member: MemberSource | undefined;
   private logStats: (() => LogSinkStats) | undefined;
+  private ownerLease: (() => number | undefined) | undefined;
   private readonly now: () => number;
 
   /** `now` is performance.now()-like, the clock Member.lastHeard is kept in. */
@@ -124,6 +125,14 @@ export class AgentMetrics {
     this.logStats = stats;
   }
 
+  /**
+   * Reads the owner lease's remaining seconds at every scrape (see owner-lease.ts); undefined removes the
+   * gauge, since only the Raft leader knows lease deadlines.
+   */
+  attachOwnerLease(remaining: () => number | undefined): void {
+    this.ownerLease = remaining;
+  }
+
   setRaft(s: {
     term: bigint | number;
     commit: bigint | number;
@@ -181,6 +190,11 @@ export class AgentMetrics {
       for (const [peer, at] of m.lastHeard) {
         if (peer !== m.name) this.lastContact.set({ peer }, Math.max(0, (now - at) / 1000));
       }
+    }
+    if (this.ownerLease) {
+      const left = this.ownerLease();
+      if (left === undefined) this.leaseRemaining.reset();
+      else this.setOwnerLeaseRemaining(left);
     }
     if (this.logStats) {
       const l = this.logStats();

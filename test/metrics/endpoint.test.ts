@@ -7,9 +7,12 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningMember, runMember } from "../../src/api/serve.js";
+import { KvClient } from "../../src/client/kv-client.js";
+import { KEYS } from "../../src/ha/records.js";
 import {
   AgentMetrics,
   type MetricsServer,
+  ownerLeaseRemaining,
   parseListen,
   startMetricsServer,
 } from "../../src/metrics/index.js";
@@ -108,6 +111,23 @@ describe("metrics endpoint", () => {
     expect(m.get('zsha_mnvm_node{node="n2"}')).toBe(1);
     expect(m.has('zsha_mnvm_node{node="n1"}')).toBe(false);
     expect(m.has('zsha_raft_peer_last_contact_seconds{peer="n2"}')).toBe(false);
+  });
+
+  it("reads the owner lease's remaining seconds from the member's KV and lessor", async () => {
+    const fed = new AgentMetrics();
+    fed.attachOwnerLease(() => ownerLeaseRemaining(running.member));
+    const text = async () => fed.scrape();
+    expect(await text()).toMatch(/^zsha_ha_owner_lease_remaining_seconds 0$/m);
+    const client = new KvClient({ endpoints: [running.peerAddress], deadlineMs: 5000 });
+    try {
+      const lease = await client.leaseGrant(30);
+      await client.put(KEYS.owner, '{"node":"n1","epoch":1}', { lease: lease.id });
+      const left = Number(/^zsha_ha_owner_lease_remaining_seconds (\S+)$/m.exec(await text())?.[1]);
+      expect(left).toBeGreaterThan(25);
+      expect(left).toBeLessThanOrEqual(30);
+    } finally {
+      client.close();
+    }
   });
 
   it("serves only GET /metrics, and refuses a bad listen address in one sentence", async () => {
