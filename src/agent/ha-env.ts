@@ -105,6 +105,8 @@ export interface HaAgentOptions {
   readonly migrationUri: string;
   /** Peers heard from recently, by name. */
   readonly peers: () => Record<string, boolean>;
+  /** The hypervisor is the simulated driver (no guest boots, so no cloud-init seed is written). */
+  readonly simulated?: boolean;
   readonly timing?: Partial<HaTiming>;
 }
 
@@ -148,12 +150,11 @@ export function haAgent(o: HaAgentOptions): { agent: HaAgent; config: ConfigTrac
         const r = parseConfig(JSON.parse(new TextDecoder().decode(configJson)), { allowSingleNode: true });
         if (!r.ok)
           throw new Error(`the stored config is invalid: ${r.problems.map((p) => p.message).join("; ")}`);
-        const plan = await prepareMnvmStart({
-          config: r.config,
-          node: o.node as NodeName,
-          clusterId: o.clusterId,
-          seedDir: o.seedDir,
-        });
+        const plan = await prepareMnvmStart(
+          { config: r.config, node: o.node as NodeName, clusterId: o.clusterId, seedDir: o.seedDir },
+          // A simulated hypervisor boots no guest: no seed ISO to write (and no genisoimage needed).
+          ...(o.simulated ? [async () => {}] : []),
+        );
         return plan.domainXml;
       },
       migrationUri(node) {

@@ -21,25 +21,29 @@ export interface RunningHa {
   stop(): Promise<void>;
 }
 
-async function hypervisorFor(uri: string, log: Logger): Promise<{ hv: Hypervisor; line: string }> {
+async function hypervisorFor(
+  uri: string,
+  log: Logger,
+): Promise<{ hv: Hypervisor; line: string; simulated: boolean }> {
   if (uri === "sim") {
     const world = new SimWorld(realTimeScheduler());
     return {
       hv: world.host("local"),
       line: "hypervisor driver: simulated (requested with hypervisorUri 'sim')",
+      simulated: true,
     };
   }
   const load = await loadLibvirt();
   const line = hypervisorDriverLine(load, uri);
   if (!load.ok) {
     log.warn({ reason: load.reason }, "ha.libvirt-unavailable");
-    return { hv: new SimWorld(realTimeScheduler()).host("local"), line };
+    return { hv: new SimWorld(realTimeScheduler()).host("local"), line, simulated: true };
   }
   const hv = await LibvirtHypervisor.connect(load.lib, {
     uri,
     ...(uri.startsWith("test:") ? { shutdownMode: "default" as const } : {}),
   });
-  return { hv, line };
+  return { hv, line, simulated: false };
 }
 
 export async function runHa(
@@ -51,7 +55,7 @@ export async function runHa(
   const ha = node.ha!;
   const log = logger.child({ component: "ha" });
   const haLog: HaLogger = (level, fields, event) => log[level](fields, event);
-  const { hv, line } = await hypervisorFor(ha.hypervisorUri, log);
+  const { hv, line, simulated } = await hypervisorFor(ha.hypervisorUri, log);
   log.info({ driver: line }, "ha.driver");
   const member = running.member;
   const tls = member.opts.tls;
@@ -75,6 +79,7 @@ export async function runHa(
     hypervisor: hv,
     log: haLog,
     seedDir: ha.seedDir ?? `${member.opts.dataDir}/seed`,
+    simulated,
     migrationUri: ha.migrationUri ?? "qemu+tcp://{ip}/system",
     peers: () => {
       const now = performance.now();

@@ -33,7 +33,7 @@ export const processIo: Io = {
 export class CliError extends Error {}
 
 function endpoint(opts: { endpoint?: string }): string {
-  return opts.endpoint ?? process.env.ZSHA_ENDPOINT ?? `unix:${DEFAULT_SOCKET}`;
+  return opts.endpoint ?? process.env.ZSHA_ENDPOINT ?? `unix:${process.env.ZSHA_SOCKET ?? DEFAULT_SOCKET}`;
 }
 
 function clients(ep: string): { kv: KvClient; ha: Client<typeof HaService.method>; close(): void } {
@@ -308,6 +308,14 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
         io.out(`the MN-VM root password was reset to the default on ${r.node}`);
       }),
     );
+
+  program
+    .command("demo")
+    .description("a three-node cluster on this machine (loopback, temp folder, FileConf); Ctrl-C stops it")
+    .action(async () => {
+      const { runDemo } = await import("./demo.js");
+      code = await runDemo(io, { socket: process.env.ZSHA_SOCKET ?? DEFAULT_SOCKET });
+    });
 
   try {
     await program.parseAsync(argv, { from: "user" });
