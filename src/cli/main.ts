@@ -310,6 +310,35 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     );
 
   program
+    .command("collect-log")
+    .description("one tarball of this node's logs, the cluster status and config, with every secret removed")
+    .option(
+      "-o, --output <file>",
+      "where to write it",
+      `/tmp/zsha-logs-${new Date().toISOString().slice(0, 10)}.tar.gz`,
+    )
+    .option("--log-dir <dir>", "the agent's log folder", "/var/log/z")
+    .action(async (o: { output: string; logDir: string }) =>
+      withApi(async ({ kv, ha }) => {
+        const { collect } = await import("./collect-log.js");
+        const [st, members, cfg] = await Promise.all([
+          ha.getStatus({ history: 50 }),
+          kv.memberList(),
+          kv.getValue(KEYS.config),
+        ]);
+        const r = collect({
+          logDir: o.logDir,
+          output: o.output,
+          status: statusJson(st, members),
+          statusText: renderStatus(st, members),
+          members: statusJson(st, members).members,
+          config: cfg ? JSON.parse(text(cfg.value)) : null,
+        });
+        io.out(`${r.path} (${r.files.length} files, secrets removed)`);
+      }),
+    );
+
+  program
     .command("demo")
     .description("a three-node cluster on this machine (loopback, temp folder, FileConf); Ctrl-C stops it")
     .action(async () => {

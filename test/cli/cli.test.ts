@@ -2,7 +2,7 @@
 // command, the --json shape, and bad input (one line on stderr, non-zero exit, nothing changed).
 
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -156,4 +156,38 @@ describe("zsha CLI", () => {
     expect((await zsha("start")).code).toBe(0);
     await until("running again", () => runningOn(c.kv), 60_000, 300);
   }, 150_000);
+
+  it("collect-log packs status, config and logs with every secret removed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "zsha-collect-"));
+    const logs = join(dir, "logs");
+    mkdirSync(logs);
+    const secrets = ["AQDx3k1lAAAAABAAo5rU8m0u4nRcbcTrIQbUBA9KxQ==", "hunter2-root-pw", "s3cr3t-token-value"];
+    writeFileSync(
+      join(logs, "agent.log"),
+      [
+        '{"level":30,"msg":"ha.started","node":"n1"}',
+        `[client.zsha]\n\tkey = ${secrets[0]}`,
+        `{"msg":"x","password":"${secrets[1]}"}`,
+        `token=${secrets[2]} other=fine`,
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+      ].join("\n"),
+    );
+    writeFileSync(join(logs, "ceph.client.zsha.keyring"), `[client.zsha]\n\tkey = ${secrets[0]}\n`);
+    const out = join(dir, "bundle.tar.gz");
+    const r = await zsha("collect-log", "-o", out, "--log-dir", logs);
+    expect(r.code).toBe(0);
+    const x = join(dir, "x");
+    mkdirSync(x);
+    execFileSync("tar", ["-xzf", out, "-C", x]);
+    const all = execFileSync("grep", ["-r", "-h", "", x]).toString();
+    for (const sec of secrets) expect(all).not.toContain(sec);
+    expect(all).not.toContain("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC");
+    expect(all).toContain("ha.started"); // the event trail stays
+    expect(all).toContain(">>>MN-VM Running On");
+    const files = execFileSync("find", [x, "-type", "f"]).toString();
+    expect(files).toMatch(/status\.json/);
+    expect(files).toMatch(/config\.json/);
+    expect(files).toMatch(/logs\/agent\.log/);
+    expect(files).not.toMatch(/keyring/);
+  });
 });
