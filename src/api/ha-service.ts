@@ -111,7 +111,11 @@ function resolveNode(ctx: Ctx, what: string, target: string): string {
 }
 
 function mnvmState(v: ClusterView): string {
-  if (v.owner) return v.reports.get(v.owner.node)?.mnvm?.value === "running" ? "running" : "starting";
+  if (v.owner) {
+    if (v.reports.get(v.owner.node)?.mnvm?.value === "running")
+      return (v.desired?.state ?? "running") === "stopped" ? "stopping" : "running";
+    return (v.desired?.state ?? "running") === "stopped" ? "stopping" : "starting";
+  }
   if ((v.desired?.state ?? "running") === "stopped") return "stopped";
   return v.assignment && v.assignment.epoch === v.epoch && !v.assignment.failed ? "starting" : "stopped";
 }

@@ -243,7 +243,7 @@ export type GetStatusResponse = Message<"zsha.ha.v1.GetStatusResponse"> & {
   epoch: bigint;
 
   /**
-   * running | starting | stopped | unknown: the MN-VM as its owner reports it.
+   * running | starting | stopping | stopped: the MN-VM as its owner reports it.
    *
    * @generated from field: string mnvm_state = 5;
    */
