@@ -12,8 +12,10 @@ import { Code, RpcError, type ServiceImpl } from "../grpc/index.js";
 import { ineligible, rankNodes } from "../ha/decide.js";
 import { DEFAULT_TIMING, type HaKv } from "../ha/env.js";
 import {
+  configHash,
   decodeRecord,
   encodeRecord,
+  type HistoryRecord,
   HistorySchema,
   KEYS,
   type Migration,
@@ -108,6 +110,12 @@ function resolveNode(ctx: Ctx, what: string, target: string): string {
   for (const [name, ip] of ctx.ips) if (ip === target) return name;
   const members = [...ctx.ips.keys()].join(", ") || "(no config stored yet)";
   throw new RpcError(Code.NOT_FOUND, `${what}: '${target}' is not a node of this cluster; nodes: ${members}`);
+}
+
+/** The running MN-VM was started with another config than the stored one (import-config since). */
+function restartPending(v: ClusterView, last: HistoryRecord | undefined): boolean {
+  if (!v.owner || !v.config || !last?.configHash) return false;
+  return last.configHash !== configHash(v.config);
 }
 
 function mnvmState(v: ClusterView): string {
@@ -217,16 +225,17 @@ export function haService(
         });
       });
       const limit = req.history > 0 ? req.history : 5;
-      const history = (await kv.list(KEYS.historyPrefix))
-        .map((e) => decodeRecord(HistorySchema, e.key, e.value))
-        .slice(-limit)
-        .map((h) => ({
-          atMs: BigInt(h.atMs),
-          node: h.node,
-          epoch: BigInt(h.epoch),
-          kind: h.kind,
-          reason: h.reason,
-        }));
+      const records = (await kv.list(KEYS.historyPrefix)).map((e) =>
+        decodeRecord(HistorySchema, e.key, e.value),
+      );
+      const lastStart = records.at(-1);
+      const history = records.slice(-limit).map((h) => ({
+        atMs: BigInt(h.atMs),
+        node: h.node,
+        epoch: BigInt(h.epoch),
+        kind: h.kind,
+        reason: h.reason,
+      }));
       const m = v.migration;
       return {
         answeredBy: member.opts.name,
@@ -252,6 +261,7 @@ export function haService(
         configStored: v.config !== undefined,
         domainName: domain(ctx),
         ...networkIps(ctx),
+        restartPending: restartPending(v, lastStart),
         ...(await storageFacts(storage())),
       };
     },

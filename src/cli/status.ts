@@ -42,6 +42,8 @@ export function renderStatus(st: GetStatusResponse, members: MemberListResponse)
   } else {
     out.push(`(none) : ${st.mnvmState}${st.desired === "stopped" ? " (stopped by the operator)" : ""}`);
   }
+  if (st.restartPending)
+    out.push("restart pending: the config changed since the MN-VM started; it applies at its next start");
   if (st.globalMaintenance) out.push("global maintenance: HA is frozen");
   if (st.migration && (st.migration.state === "requested" || st.migration.state === "running")) {
     out.push(
@@ -83,6 +85,7 @@ export function statusJson(st: GetStatusResponse, members: MemberListResponse) {
       desired: st.desired,
       epoch: Number(st.epoch),
       globalMaintenance: st.globalMaintenance,
+      restartPending: st.restartPending,
       migration: st.migration
         ? {
             from: st.migration.from,

@@ -7,6 +7,7 @@ import type { DomainStatus } from "../hypervisor/hypervisor.js";
 import type { HaEnv, TxnCompare } from "./env.js";
 import {
   type Assignment,
+  configHash,
   DEFAULT_MNVM_ROOT_PASSWORD,
   encodeRecord,
   type HistoryRecord,
@@ -48,6 +49,8 @@ export class LocalManager {
   /** Whether the hypervisor answered the last state call (for the node report). */
   hypervisorOk: { value: boolean; atMs: number; error?: string } = { value: false, atMs: 0 };
   qemuRunning: { value: boolean; atMs: number } | undefined;
+  /** The config bytes the last start here used (recorded with the start, for "restart pending"). */
+  private startedWith: Uint8Array | undefined;
   private renewalsInFlight = 0;
   private lastRenewalSent = Number.NEGATIVE_INFINITY;
   /** Epochs this process fenced itself out of: never adopted again (the lease may still look alive). */
@@ -322,6 +325,7 @@ export class LocalManager {
         }
         await env.image.claim({ node: env.node, epoch: own.epoch });
         const xml = await env.launcher.domainXml(view.config);
+        this.startedWith = view.config;
         await env.hypervisor.define(xml);
         if (this.own !== own || !this.holdsLease(own)) throw new OwnershipEnded();
         await env.hypervisor.start(env.launcher.domainName);
@@ -561,7 +565,14 @@ export class LocalManager {
   private async record(epoch: number, kind: string, reason: string): Promise<void> {
     const env = this.env;
     const existing = await env.kv.list(KEYS.history(epoch, 0).slice(0, -4)).catch(() => []);
-    const rec: HistoryRecord = { atMs: env.clock.wallMs(), node: env.node, epoch, kind, reason };
+    const rec: HistoryRecord = {
+      atMs: env.clock.wallMs(),
+      node: env.node,
+      epoch,
+      kind,
+      reason,
+      ...(this.startedWith ? { configHash: configHash(this.startedWith) } : {}),
+    };
     await env.kv.put(KEYS.history(epoch, existing.length), encodeRecord(rec)).catch(() => {});
   }
 }

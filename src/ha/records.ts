@@ -97,6 +97,8 @@ export const HistorySchema = z.object({
   /** initial | failover | migration | operator | restart-after-guest-shutdown | restart-after-crash */
   kind: z.string(),
   reason: z.string(),
+  /** Hash of the cluster config the MN-VM was started with (status shows a restart pending when it differs). */
+  configHash: z.string().optional(),
 });
 export type HistoryRecord = z.infer<typeof HistorySchema>;
 
@@ -127,6 +129,16 @@ export const NodeMaintenanceSchema = z.object({
   by: z.string(),
 });
 export type NodeMaintenance = z.infer<typeof NodeMaintenanceSchema>;
+
+/** FNV-1a (64-bit) of the config bytes: cheap, deterministic, no crypto needed to tell configs apart. */
+export function configHash(bytes: Uint8Array): string {
+  let h = 0xcbf29ce484222325n;
+  for (const b of bytes) {
+    h ^= BigInt(b);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h.toString(16).padStart(16, "0");
+}
 
 export class RecordError extends Error {
   override readonly name = "RecordError";

@@ -113,10 +113,16 @@ describe("zsha CLI", () => {
     const imp = await zsha("import-config", bad);
     expect(imp.code).toBe(1);
     expect(imp.err.at(-1)).toMatch(/is not valid; nothing was changed/);
-    writeFileSync(out, JSON.stringify({ ...cur, MemorySizeInGB: 16 }));
+    expect((await zsha("status")).out.join("\n")).not.toContain("restart pending");
+    writeFileSync(out, JSON.stringify({ ...cur, MemorySizeInGB: cur.MemorySizeInGB + 8 }));
     expect((await zsha("import-config", out)).code).toBe(0);
+    // The running MN-VM was started with the old config: status says a restart is pending.
+    expect((await zsha("status")).out.join("\n")).toContain(
+      "restart pending: the config changed since the MN-VM started",
+    );
+    expect(JSON.parse((await zsha("status", "--json")).out.join("\n")).mnvm.restartPending).toBe(true);
     await zsha("export-config", "-o", out);
-    expect(JSON.parse(readFileSync(out, "utf8")).MemorySizeInGB).toBe(16);
+    expect(JSON.parse(readFileSync(out, "utf8")).MemorySizeInGB).toBe(cur.MemorySizeInGB + 8);
   });
 
   it("migrate and maintenance refuse unknown nodes with one line; the owner as target says the domain is already active", async () => {
