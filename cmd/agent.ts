@@ -91,12 +91,14 @@ try {
   fail((e as Error).message);
 }
 
-// Logs go to rotated files under logDir when set (never blocking: a full log disk drops lines), else stderr.
+// Logs go to rotated files (never blocking: a full log disk drops lines): under logDir, or /var/log/z for an
+// installed agent (started from a node file); on stderr with "-" or when run from flags (tests, by hand).
 const metrics = new AgentMetrics();
 const hooks = haEventHooks(metrics, node.name);
 let agentLog: AgentLog | undefined;
-if (node.logDir) {
-  agentLog = createAgentLog({ dir: node.logDir, level: values["log-level"], hooks });
+const logDir = node.logDir ?? (values["node-file"] ? "/var/log/z" : "-");
+if (logDir !== "-") {
+  agentLog = createAgentLog({ dir: logDir, level: values["log-level"], hooks });
   metrics.attachLog(() => (agentLog as AgentLog).stats());
 }
 const logger = agentLog?.logger ?? pino({ level: values["log-level"], base: { pid: process.pid }, hooks });

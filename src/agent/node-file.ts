@@ -26,8 +26,8 @@ export const NodeFileSchema = z
     snapshotEntries: z.number().int().positive().optional(),
     catchUpEntries: z.number().int().nonnegative().optional(),
     minLeaseTtlSeconds: z.number().int().positive().optional(),
-    /** Folder for the agent's rotated log files (the installer sets /var/log/z); absent: JSON on stderr. */
-    logDir: z.string().startsWith("/", "must be an absolute path").optional(),
+    /** Rotated log files go here; an installed agent (node file) defaults to /var/log/z, "-" means stderr. */
+    logDir: z.union([z.literal("-"), z.string().startsWith("/", "must be an absolute path or -")]).optional(),
     /** host:port of the Prometheus endpoint (GET /metrics), e.g. 127.0.0.1:9780; absent: no endpoint. */
     metricsListen: hostPort.optional(),
     /** Run the MN-VM HA agent on this node (the consensus member runs regardless). */

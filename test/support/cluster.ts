@@ -229,6 +229,8 @@ export class TestCluster {
         JSON.stringify({
           ...fields,
           clusterId: "zsha",
+          // The harness reads each agent's log from its stderr (not /var/log/z).
+          logDir: "-",
           tls: o.tls(name),
           initialCluster: initial,
           ...(extra.includes("--join") ? { join: true } : {}),
