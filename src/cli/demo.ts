@@ -135,10 +135,12 @@ export async function runDemo(io: Io, o: DemoOptions): Promise<number> {
     io.out("  zsha stop / zsha start      stop the MN-VM and bring it back");
     io.out(`  pkill -9 -f 'name ${owner} '   kill the owner's agent and watch the failover in zsha status`);
     io.out("Ctrl-C here stops the demo and removes its data.");
+    // Signals stay handled until cleanup is over: a second Ctrl-C (or npm forwarding the first) must not
+    // kill the demo half-way through stopping its agents.
     await (o.until ??
       new Promise<void>((resolve) => {
-        process.once("SIGINT", () => resolve());
-        process.once("SIGTERM", () => resolve());
+        process.on("SIGINT", () => resolve());
+        process.on("SIGTERM", () => resolve());
       }));
     io.out("demo: stopping");
   } catch (e) {
