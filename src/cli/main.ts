@@ -62,6 +62,15 @@ function explain(e: unknown, ep: string): CliError {
   return new CliError((e as Error).message);
 }
 
+/** A config file's text, or one sentence saying why it cannot be read. */
+function readConfigFile(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 function version(): string {
   const root = join(import.meta.dirname, "..", "..");
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
@@ -145,14 +154,7 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     .description("validate a config file: 'config file check pass' or every problem, one per line")
     .argument("<file>", "config file (JSON)")
     .action(async (file: string) => {
-      let t: string;
-      try {
-        t = readFileSync(file, "utf8");
-      } catch (e) {
-        throw new CliError(
-          `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-        );
-      }
+      const t = readConfigFile(file);
       const r = checkConfigText(t);
       io.out(formatCheck(r));
       if (!r.ok) code = 1;
@@ -191,14 +193,7 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     )
     .argument("<file>", "config file (JSON)")
     .action(async (file: string) => {
-      let t: string;
-      try {
-        t = readFileSync(file, "utf8");
-      } catch (e) {
-        throw new CliError(
-          `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-        );
-      }
+      const t = readConfigFile(file);
       const r = checkConfigText(t);
       if (!r.ok) {
         for (const l of formatCheck(r).split("\n")) io.err(l);
