@@ -24,6 +24,10 @@ describe("client failover", () => {
     await c.client([leader]).put("lock", "free");
 
     const client = c.client([first, second], 10_000);
+    // Connect to `first` before the test proper: on a busy machine a fresh channel may still be connecting
+    // when `first` stops, and a request that never left may rightly be sent to `second` instead.
+    expect(client.endpoint()).toBe(c.agent(first).clientAddress);
+    await client.getValue("lock");
     c.agent(leader).pause();
     const cas = client.txn({
       compare: [
