@@ -11,6 +11,7 @@ import {
 } from "../src/agent/node-file.js";
 import { runHa } from "../src/agent/run-ha.js";
 import { runMember } from "../src/api/serve.js";
+import { buildInfo } from "../src/install/build-info.js";
 import { type AgentLog, createAgentLog } from "../src/log/index.js";
 import {
   AgentMetrics,
@@ -116,10 +117,17 @@ console.error(
   `zsha agent ${node.name}: peer ${running.peerAddress}${running.clientAddress ? `, client ${running.clientAddress}` : ""}`,
 );
 
+/** The version this agent reports to the cluster (status shows each node's). */
+function agentVersion(): string {
+  try {
+    return buildInfo().version;
+  } catch {
+    return "unknown";
+  }
+}
+
 const ha = node.ha
-  ? await runHa(node, running, logger, process.env.npm_package_version ?? "0.1.0").catch((e) =>
-      fail((e as Error).message),
-    )
+  ? await runHa(node, running, logger, agentVersion()).catch((e) => fail((e as Error).message))
   : undefined;
 if (ha) console.error(`zsha agent ${node.name}: HA on, ${ha.driver}`);
 

@@ -2,9 +2,7 @@
 // its unix socket (or --endpoint), render text or --json. Errors are one sentence on stderr, exit code 1
 // (2 for usage errors), and nothing changes in the cluster.
 
-import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { Command, CommanderError } from "commander";
 import { KvClient, text } from "../client/kv-client.js";
@@ -12,6 +10,9 @@ import { checkConfigText, formatCheck, sampleConfigText } from "../config/index.
 import { HaService } from "../gen/zsha/ha/v1/ha_pb.js";
 import { type Client, createClient, RpcError } from "../grpc/index.js";
 import { KEYS } from "../ha/records.js";
+import { buildInfo } from "../install/build-info.js";
+import { addInstallCommands } from "./install.js";
+import { addMemberCommands } from "./member.js";
 import { renderStatus, statusJson } from "./status.js";
 
 export const DEFAULT_SOCKET = "/run/zsha/zsha.sock";
@@ -72,25 +73,14 @@ function readConfigFile(file: string): string {
 }
 
 function version(): string {
-  const root = join(import.meta.dirname, "..", "..");
-  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
-  let commit = "unknown";
-  let date = "unknown";
+  // BUILD.json in an installed package; git in a checkout. Never fatal: -v must always answer.
   try {
-    commit = execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], {
-      stdio: ["ignore", "pipe", "ignore"],
-    })
-      .toString()
-      .trim();
-    date = execFileSync("git", ["-C", root, "log", "-1", "--format=%cI"], {
-      stdio: ["ignore", "pipe", "ignore"],
-    })
-      .toString()
-      .trim();
-  } catch {
-    // Not a checkout (an installed package): the version alone.
+    const b = buildInfo();
+    const commit = `${b.commit.slice(0, 12)}${b.dirty ? "+changes" : ""}`;
+    return `zsha ${b.version} (built ${b.buildDate}, commit ${commit}, node ${b.node})`;
+  } catch (e) {
+    return `zsha (version unknown: ${(e as Error).message})`;
   }
-  return `zsha ${pkg.version} (built ${date}, commit ${commit})`;
 }
 
 export async function runCli(argv: string[], io: Io = processIo): Promise<number> {
@@ -332,6 +322,16 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
         io.out(`${r.path} (${r.files.length} files, secrets removed)`);
       }),
     );
+
+  addMemberCommands(program, withApi, io);
+  addInstallCommands(
+    program,
+    io,
+    (c) => {
+      code = c;
+    },
+    withApi,
+  );
 
   program
     .command("demo")
