@@ -79,7 +79,7 @@ describe.skipIf(why !== undefined)("e2e harness: hosts, faults, Ceph, libvirt", 
     expect(wrong.exitCode).not.toBe(0);
   });
 
-  it("switch faults: isolate, cut and delay block or slow exactly what they say; clear restores", async () => {
+  it("switch faults: isolate, cut, one-way, loss, link and delay do exactly what they say; clear restores", async () => {
     const [ip1, ip2, ip3] = ["h1", "h2", "h3"].map((h) => hosts.ip(h));
     expect(await ping("h1", ip3!)).toBe(true);
     await hosts.faults.isolate("h3");
@@ -94,6 +94,25 @@ describe.skipIf(why !== undefined)("e2e harness: hosts, faults, Ceph, libvirt", 
     expect(await ping("h2", ip3!)).toBe(true);
     expect(await ping("h2", ip1!)).toBe(true);
     await hosts.faults.clear();
+
+    // One way: h3 still receives h1's echo requests (its RX counter grows) but its replies are dropped.
+    const rx = async () =>
+      Number((await hosts.exec("h3", ["cat", "/sys/class/net/eth0/statistics/rx_packets"])).stdout);
+    await hosts.faults.onewayOut("h3");
+    const rx0 = await rx();
+    expect(await ping("h1", ip3!)).toBe(false);
+    expect(await rx()).toBeGreaterThan(rx0);
+    await hosts.faults.clear();
+    await hosts.faults.onewayIn("h3");
+    expect(await ping("h1", ip3!)).toBe(false);
+    await hosts.faults.clear();
+    await hosts.faults.loss("h3", 99); // numgen path; 1 ping passing both ways: p = 1e-4
+    expect(await ping("h1", ip3!)).toBe(false);
+    await hosts.faults.clear();
+    await hosts.faults.link("h3", "down");
+    expect(await ping("h1", ip3!)).toBe(false);
+    await hosts.faults.clear(); // replugs
+    expect(await ping("h1", ip3!)).toBe(true);
 
     await hosts.faults.delay("h3", 100);
     const r = await hosts.exec("h1", ["ping", "-c", "2", "-i", "0.2", "-W", "2", ip3!]);

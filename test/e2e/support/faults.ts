@@ -65,9 +65,12 @@ export class Faults {
   async loss(h: string, pct: number): Promise<void> {
     checkPct("loss pct", pct);
     const p = this.hosts.port(h);
+    if (pct === 0) return;
+    // numgen's modulus range is 0..99: 100 % is a plain drop.
+    const match = pct >= 100 ? "" : ` numgen random mod 100 < ${pct}`;
     await this.rules([
-      `add rule bridge zfault pfwd iifname ${p} numgen random mod 100 < ${pct} counter drop`,
-      `add rule bridge zfault pfwd oifname ${p} numgen random mod 100 < ${pct} counter drop`,
+      `add rule bridge zfault pfwd iifname ${p}${match} counter drop`,
+      `add rule bridge zfault pfwd oifname ${p}${match} counter drop`,
     ]);
   }
 
@@ -80,6 +83,14 @@ export class Faults {
       throw new Error("faults: delay needs 0 <= jitterMs <= ms");
     checkPct("delay lossPct", lossPct);
     if (this.delayers.has(h)) throw new Error(`faults: ${h} already has a delay; clear() first`);
+    // Bridged frames only reach iptables with br_netfilter's hook on (per network namespace).
+    await this.hosts
+      .switchExec(["sh", "-ec", "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables"])
+      .catch((err) => {
+        throw new Error(
+          `faults: delay needs br_netfilter (bridge-nf-call-iptables) in the kernel: ${err.message}`,
+        );
+      });
     const queue = this.hosts.names().indexOf(h) + 1;
     const ip = this.hosts.ip(h);
     const logPath = join(this.hosts.dir, "state", `nfq-${h}.log`);
