@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -220,19 +220,41 @@ describe("zsha package", () => {
       const lines = [];
       const a = await m.packageSelf({ outDir: ${JSON.stringify(out)}, log: (l) => lines.push(l) });
       const b = await m.packageSelf({ outDir: ${JSON.stringify(out)}, log: (l) => lines.push(l) });
-      console.log(JSON.stringify({ self: m.selfLocation(), a, b, lines }));`;
+      // A damaged cached tarball (its sha256 no longer the sidecar's) is not reused: it is packed again.
+      (await import("node:fs")).writeFileSync(a.tarball, "damaged");
+      const c = await m.packageSelf({ outDir: ${JSON.stringify(out)}, log: (l) => lines.push(l) });
+      console.log(JSON.stringify({ self: m.selfLocation(), a, b, c, lines }));`;
     const r = await clean(join(prefix, "bin/node"), ["--input-type=module", "-e", script]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const res = JSON.parse(r.stdout) as { self: unknown; a: PackageInfo; b: PackageInfo; lines: string[] };
+    const res = JSON.parse(r.stdout) as {
+      self: unknown;
+      a: PackageInfo;
+      b: PackageInfo;
+      c: PackageInfo;
+      lines: string[];
+    };
     expect(res.self).toEqual({ kind: "installed", prefix });
     expect(res.a).toMatchObject({ version: pkg.version, commit: pkg.commit });
     expect(res.b).toEqual(res.a);
+    expect(res.c).toEqual(res.a); // tar of the same tree, same order and owners: the same bytes
     expect(res.lines.filter((l) => l.includes("reusing"))).toHaveLength(1);
 
     const again = await temp("prefix2");
     await execa("tar", ["-xzf", res.a.tarball, "-C", again]);
     expect(await treeOf(again)).toEqual(await treeOf(prefix));
   }, 60_000);
+
+  it("reuses the package of a clean checkout's commit; builds a changed checkout afresh", async () => {
+    if (basename(pkg.tarball).includes("-dirty")) {
+      expect(logs.some((l) => l.includes("uncommitted changes"))).toBe(true);
+      return;
+    }
+    const again: string[] = [];
+    const t = performance.now();
+    expect(await packageSelf({ outDir: dirname(pkg.tarball), log: (l) => again.push(l) })).toEqual(pkg);
+    expect(again.some((l) => l.includes("reusing"))).toBe(true);
+    console.log(`package: cached package found in ${Math.round(performance.now() - t)} ms`);
+  });
 
   it("starts zsha -v faster than tsx from the checkout (figures in the log)", async () => {
     await clean(zsha, ["-v"]); // warm the page cache
