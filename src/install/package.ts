@@ -86,10 +86,27 @@ type Log = (line: string) => void;
 export async function packageSelf(opts: { outDir: string; log?: Log }): Promise<PackageInfo> {
   const log = opts.log ?? (() => {});
   await mkdir(opts.outDir, { recursive: true });
+  await removeLeftovers(opts.outDir);
   const self = selfLocation();
   return self.kind === "source"
     ? packageCheckout(self.root, opts.outDir, log)
     : repackInstalled(self.prefix, opts.outDir, log);
+}
+
+/** A build older than this is not running any more: its staging folder or half-written tarball is litter. */
+const LEFTOVER_AGE_MS = 60 * 60_000;
+
+/**
+ * Staging folders and temporary tarballs of builds that were killed (each ~130 MB: the runtime alone is
+ * 100 MB). Only old ones: another build may be writing into the same folder right now.
+ */
+async function removeLeftovers(outDir: string): Promise<void> {
+  for (const name of await readdir(outDir)) {
+    if (!name.startsWith(".stage-") && !/^\.zsha-.*\.tar\.gz\.\d+$/.test(name)) continue;
+    const p = join(outDir, name);
+    const st = await stat(p).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > LEFTOVER_AGE_MS) await rm(p, { recursive: true, force: true });
+  }
 }
 
 async function packageCheckout(root: string, outDir: string, log: Log): Promise<PackageInfo> {

@@ -4,7 +4,7 @@
 
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { lstat, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -216,6 +216,11 @@ describe("zsha package", () => {
 
   it("re-packs itself from the installed prefix into the same tree, and reuses that tarball", async () => {
     const out = await temp("repack");
+    // Litter of a build killed two hours ago goes; a build under way right now keeps its staging folder.
+    await mkdir(join(out, ".stage-killed", "zsha"), { recursive: true });
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    await utimes(join(out, ".stage-killed"), twoHoursAgo, twoHoursAgo);
+    await mkdir(join(out, ".stage-running"));
     const script = `const m = await import(${JSON.stringify(join(prefix, "app/dist/src/install/package.js"))});
       const lines = [];
       const a = await m.packageSelf({ outDir: ${JSON.stringify(out)}, log: (l) => lines.push(l) });
@@ -238,6 +243,9 @@ describe("zsha package", () => {
     expect(res.b).toEqual(res.a);
     expect(res.c).toEqual(res.a); // tar of the same tree, same order and owners: the same bytes
     expect(res.lines.filter((l) => l.includes("reusing"))).toHaveLength(1);
+
+    expect(existsSync(join(out, ".stage-killed"))).toBe(false);
+    expect(existsSync(join(out, ".stage-running"))).toBe(true);
 
     const again = await temp("prefix2");
     await execa("tar", ["-xzf", res.a.tarball, "-C", again]);
