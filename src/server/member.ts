@@ -55,6 +55,12 @@ export class Member {
   private stopped = false;
   private fatal: Error | undefined;
   private lead: NodeId = NONE;
+  /**
+   * Our own removal, applied. A replaced machine re-joining under its old name replays its predecessor's
+   * removal before its own addition, so the removal is final only when no re-addition follows while the
+   * log still flows to us (a member really removed is sent nothing more).
+   */
+  private removal: { since: number; applied: number } | undefined;
   private state: StateType = StateType.Follower;
   /** Monotonic ms when we last heard from each peer (any message). */
   readonly lastHeard = new Map<string, number>();
@@ -156,8 +162,24 @@ export class Member {
   // ---- inputs -------------------------------------------------------------------------------------------
 
   private tick(): void {
+    if (this.removal && this.removalFinal()) return;
     this.withRaft((rn) => rn.tick());
     if (this.state === StateType.Leader) this.expireLeases();
+  }
+
+  /** True (and the member stopping) once our removal stood for three election timeouts of a still log. */
+  private removalFinal(): boolean {
+    const r = this.removal!;
+    const now = performance.now();
+    if (this.applied !== r.applied) {
+      this.removal = { since: now, applied: this.applied };
+      return false;
+    }
+    if (now - r.since < 3 * this.opts.electionTicks * this.opts.tickMs) return false;
+    this.removal = undefined;
+    this.log.warn({}, "member.removed-from-cluster");
+    void this.stop(new Error(`member ${this.name} was removed from the cluster`));
+    return true;
   }
 
   private onPeerMessage(m: Message): void {
@@ -361,7 +383,12 @@ export class Member {
 
   private applyConfChange(cc: ConfChange): void {
     const addr = cc.context;
-    if ((cc.type === ConfChangeType.AddLearner || cc.type === ConfChangeType.AddNode) && addr) {
+    const adds = cc.type === ConfChangeType.AddLearner || cc.type === ConfChangeType.AddNode;
+    if (adds && cc.nodeId === this.name && this.removal) {
+      this.removal = undefined;
+      this.log.info({}, "member.re-added-after-predecessor-removal");
+    }
+    if (adds && addr) {
       this.kv.memberAddresses = { ...this.kv.memberAddresses, [cc.nodeId]: addr };
     } else if (cc.type === ConfChangeType.RemoveNode) {
       const { [cc.nodeId]: _gone, ...rest } = this.kv.memberAddresses;
@@ -371,8 +398,8 @@ export class Member {
     this.settleConf(`${cc.type}/${cc.nodeId}`);
     this.syncPeers();
     if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.name) {
-      this.log.warn({}, "member.removed-from-cluster");
-      setImmediate(() => void this.stop(new Error(`member ${this.name} was removed from the cluster`)));
+      this.log.info({}, "member.own-removal-applied");
+      this.removal = { since: performance.now(), applied: this.applied };
     }
   }
 

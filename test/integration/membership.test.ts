@@ -182,4 +182,38 @@ describe("replacing a member", () => {
     expect([leader, "n4"]).toContain(next);
     await c.client([next]).put("data/after-loss", "ok");
   }, 90_000);
+
+  it("a replaced machine re-joins under its old name: replaying its predecessor's removal does not stop it", async () => {
+    // The default snapshot interval: the joiner gets the whole log, the old removal included.
+    cluster = await TestCluster.start({ size: 3, label: "rejoin" });
+    const c = cluster;
+    const leader = await c.waitLeader();
+    const old = c.names().find((n) => n !== leader)!;
+    const survivor = c.names().find((n) => n !== leader && n !== old)!;
+    const want = await writeMany((k, v) => c.client([survivor]).put(k, v), "data", 20);
+    await c.agent(old).kill();
+    c.agent(old).wipe();
+    await c.client([leader]).memberRemove(old);
+
+    const again = await c.defineJoiner(old, [leader, survivor]);
+    await c.client([leader]).memberAddLearner(old, again.peerAddress);
+    again.start();
+    await until(
+      `${old} to be promoted`,
+      async () => {
+        try {
+          await c.client([survivor]).memberPromote(old);
+          return true;
+        } catch (e) {
+          if (e instanceof RpcError && e.code === Code.FAILED_PRECONDITION) return false;
+          throw e;
+        }
+      },
+      30_000,
+      200,
+    );
+    expect(again.state).toBe("running");
+    expect(await localCopy(c, old, "data")).toEqual(want);
+    await c.client([old]).put("data/through-new", "ok");
+  }, 90_000);
 });
