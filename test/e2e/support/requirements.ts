@@ -35,7 +35,18 @@ export const HARNESS_PROGRAMS = [
   "ld",
 ];
 
+/**
+ * Why the end-to-end tests cannot run here, or undefined. Where they must run (CI sets ZSHA_E2E_REQUIRED=1
+ * in .ci/run) a missing piece is an error, never a quiet skip.
+ */
 export function e2eUnavailable(programs: readonly string[] = HARNESS_PROGRAMS): string | undefined {
+  const why = unavailableReason(programs);
+  if (why && process.env.ZSHA_E2E_REQUIRED === "1")
+    throw new Error(`end-to-end tests are required here (ZSHA_E2E_REQUIRED=1) but cannot run: ${why}`);
+  return why;
+}
+
+function unavailableReason(programs: readonly string[]): string | undefined {
   if (process.getuid?.() !== 0) return "needs root (namespaces, cgroups, mounts)";
   if (!existsSync(join(CGROUP2, "cgroup.kill")) && !existsSync(join(CGROUP2, "cgroup.procs")))
     return `no cgroup v2 hierarchy at ${CGROUP2}`;
