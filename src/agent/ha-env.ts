@@ -119,6 +119,7 @@ function timingFrom(c: Config | undefined, override: Partial<HaTiming> = {}): Ha
           nodeLeaseSeconds: Math.max(1, Math.round(t.NodeLeaseMs / 1000)),
           ownerLeaseSeconds: Math.max(1, Math.round(t.OwnerLeaseMs / 1000)),
           fenceMarginMs: t.FenceMarginMs,
+          shutdownTimeoutMs: t.ShutdownTimeoutMs,
         }
       : {}),
     ...override,

@@ -110,6 +110,9 @@ export const TimingSchema = z.strictObject({
   FenceMarginMs: int(100, 600_000, "self-fencing margin before the owner lease ends")
     .default(1000)
     .describe("The owner destroys its MN-VM this long before its lease could expire."),
+  ShutdownTimeoutMs: int(1000, 3_600_000, "clean MN-VM shutdown wait in milliseconds")
+    .default(60_000)
+    .describe("zsha stop asks the MN-VM to shut down (ACPI) and destroys it after this long."),
 });
 
 export const ConfigSchema = z.strictObject({

@@ -103,6 +103,11 @@ function rootDisk(config: Config, clusterId: string): string[] {
   ];
 }
 
+/** Where the node running the MN-VM keeps its serial console output. */
+export function serialLogPath(domainName: string): string {
+  return `/var/log/libvirt/qemu/${domainName}-serial.log`;
+}
+
 /** The complete domain XML for the MN-VM starting on `input.node`. */
 export function buildDomainXml(input: DomainXmlInput): string {
   const { config, clusterId } = input;
@@ -155,6 +160,8 @@ export function buildDomainXml(input: DomainXmlInput): string {
     "      <target type='virtio' name='org.qemu.guest_agent.0'/>",
     "    </channel>",
     "    <serial type='pty'>",
+    // The MN-VM's console, also kept in a file on the node it runs on (post-mortem; collect-log).
+    `      <log file='${e(serialLogPath(config.DomainName))}' append='on'/>`,
     "      <target port='0'/>",
     "    </serial>",
     "    <console type='pty'>",
