@@ -1,8 +1,9 @@
 /**
  * A tiny MN-VM stand-in for TCG guests: a raw disk whose boot sector (x86 real mode) prints
  * `zsha-guest tick N` with an increasing N to COM1 about once a second, sleeping in `hlt` between ticks
- * (so an idle guest costs little CPU under emulation), and powers the machine off through ACPI as soon as
- * it receives any byte on COM1. Tests see it running, and see the counter continue on a migration target.
+ * (so an idle guest costs little CPU under emulation), writes `ZSHA`, a per-boot id and the counter to its
+ * disk's second sector every tick (so tests see which incarnation's writes reach the shared image), and
+ * powers the machine off through ACPI as soon as it receives any byte on COM1. Tests see it running, and see the counter continue on a migration target.
  * Assembled with binutils' `as`/`ld` at test time.
  */
 import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
@@ -23,12 +24,20 @@ _start:
   mov %ax, %es
   mov %ax, %ss
   mov $0x7c00, %sp
+  mov %dl, (0x500)                    # the boot drive (BIOS passes it in %dl), for the disk writes
   # COM1: no interrupts, 115200 baud, 8N1
   mov $0x3f9, %dx; xor %al, %al; out %al, %dx
   mov $0x3fb, %dx; mov $0x80, %al; out %al, %dx
   mov $0x3f8, %dx; mov $1, %al; out %al, %dx
   mov $0x3f9, %dx; xor %al, %al; out %al, %dx
   mov $0x3fb, %dx; mov $3, %al; out %al, %dx
+  mov $0x8000, %di                    # the sector written each tick: "ZSHA", boot id, counter
+  mov $256, %cx
+  xor %ax, %ax
+  rep stosw
+  movl $0x4148535a, (0x8000)
+  rdtsc                               # this boot's id: tells incarnations apart on the shared disk
+  mov %eax, (0x8004)
   xor %ebp, %ebp                      # the counter
 tick:
   mov $msg, %si
@@ -39,6 +48,13 @@ tick:
   call puts
   inc %ebp
   mov %ebp, (0x600)                   # keep a dirty page for migration to copy
+  mov %ebp, (0x8008)
+  mov $0x0301, %ax                    # BIOS disk write, 1 sector from 0:0x8000 to LBA 1 (C0 H0 S2)
+  mov $0x0002, %cx
+  xor %dh, %dh
+  mov (0x500), %dl
+  mov $0x8000, %bx
+  int $0x13
   # about one second: 18 BIOS timer ticks (the IRQ0 handler counts at 0x46c), asleep in hlt meanwhile
   mov (0x46c), %ebx
   add $18, %ebx
@@ -173,4 +189,10 @@ export function guestDomainXml(g: GuestDomain): string {
   </devices>
 </domain>
 `;
+}
+
+/** What the guest last wrote to its disk's second sector (LBA 1), or undefined when it never wrote. */
+export function parseGuestSector(sector: Buffer): { bootId: number; tick: number } | undefined {
+  if (sector.length < 12 || sector.toString("latin1", 0, 4) !== "ZSHA") return undefined;
+  return { bootId: sector.readUInt32LE(4), tick: sector.readUInt32LE(8) };
 }
