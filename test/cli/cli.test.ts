@@ -52,6 +52,9 @@ describe("zsha CLI", () => {
       "maintenance",
       "demote",
       "reset-MNVM-password",
+      "install",
+      "uninstall",
+      "member",
     ]) {
       expect(h.stdout).toContain(cmd);
     }
@@ -59,7 +62,7 @@ describe("zsha CLI", () => {
       cwd: ROOT,
       encoding: "utf8",
     });
-    expect(v).toMatch(/^zsha \d+\.\d+\.\d+ \(built .+, commit [0-9a-f]+\)/);
+    expect(v).toMatch(/^zsha \d+\.\d+\.\d+ \(built .+, commit [0-9a-f]+(\+changes)?, node v\d+\.\d+\.\d+\)/);
   });
 
   it("status shows the headings of SPEC §3 in order, the owner, members and storage; --json has the stable shape", async () => {
