@@ -23,12 +23,18 @@ export interface SafeDestinationOptions {
   maxQueuedBytes?: number;
   /** Pause after a failure before the sink is opened again (default 5 s). */
   retryMs?: number;
+  /**
+   * A write not finished after this long counts as a failure (default 10 s): a sink that stops answering
+   * (seen once: rotating-file-stream never finishing a midnight rotation) must not silence the log for good.
+   */
+  stallMs?: number;
 }
 
 export class SafeDestination {
   private readonly openSink: () => Writable;
   private readonly maxQueuedBytes: number;
   private readonly retryMs: number;
+  private readonly stallMs: number;
   private queue: string[] = [];
   private queuedBytes = 0;
   private sink: Writable | undefined;
@@ -43,6 +49,7 @@ export class SafeDestination {
     this.openSink = opts.open;
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 1 << 20;
     this.retryMs = opts.retryMs ?? 5000;
+    this.stallMs = opts.stallMs ?? 10_000;
   }
 
   /** Called by pino for every line. Never throws, never waits. */
@@ -118,8 +125,20 @@ export class SafeDestination {
     this.queue = [];
     this.queuedBytes = 0;
     this.writing = true;
+    let settled = false;
+    const stall = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      this.writing = false;
+      this.st.dropped += batch.length;
+      this.fail(sink, new Error(`a log write did not finish within ${this.stallMs} ms`));
+    }, this.stallMs);
+    stall.unref();
     try {
       sink.write(batch.join(""), (err) => {
+        if (settled) return; // given up on already: the stall was counted as a failure
+        settled = true;
+        clearTimeout(stall);
         this.writing = false;
         if (err) {
           this.st.dropped += batch.length;
@@ -130,6 +149,8 @@ export class SafeDestination {
         this.pump();
       });
     } catch (e) {
+      settled = true;
+      clearTimeout(stall);
       this.writing = false;
       this.st.dropped += batch.length;
       this.fail(sink, e as Error);
