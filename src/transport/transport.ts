@@ -17,6 +17,8 @@ export class Transport {
   readonly settings: Settings;
   private readonly log: Log;
   private readonly links = new Map<NodeId, PeerLink>();
+  /** When each peer's full queue was last logged, and the sends dropped since (one line per 30 s). */
+  private readonly fullLogged = new Map<NodeId, { at: number; calls: number }>();
   /** The open incoming stream of each peer, ended when a newer one arrives or the peer is removed. */
   private readonly inbound = new Map<NodeId, AbortController>();
   private readonly closing = new AbortController();
@@ -129,8 +131,17 @@ export class Transport {
       }
       if (link.enqueue(m) === "full") full.add(m.to);
     }
+    const now = performance.now();
     for (const peer of full) {
-      this.log("warn", { peer, limit: this.settings.queueLimit }, "transport.queue_full");
+      // A peer that is down fills its queue on every heartbeat: one line per 30 s, not ten per second.
+      const last = this.fullLogged.get(peer);
+      if (!last || now - last.at >= 30_000) {
+        const limit = this.settings.queueLimit;
+        this.log("warn", { peer, limit, fullSinceLastLine: last?.calls ?? 0 }, "transport.queue_full");
+        this.fullLogged.set(peer, { at: now, calls: 0 });
+      } else {
+        last.calls++;
+      }
       this.outboundHost.unreachable(peer);
     }
   }
