@@ -80,7 +80,14 @@ export function zsha(
 export interface StatusJson {
   mnvm: { owner: string | null; state: string; epoch: number; restartPending: boolean };
   members: { name: string; alive: boolean; role: string }[];
-  nodes: { name: string; mnvm: string }[];
+  nodes: {
+    name: string;
+    mnvm: string;
+    maintenance: string | null;
+    reporting: boolean;
+    hypervisor: { ok: boolean } | null;
+    image: { ok: boolean } | null;
+  }[];
   leader: string;
 }
 
