@@ -34,6 +34,8 @@ export class ConfigTracker {
   constructor(
     private readonly kv: HaKv,
     private readonly log: HaLogger,
+    /** Told of each new valid config (after it is current); its failure is logged, never thrown. */
+    private readonly onChange?: (c: Config) => Promise<void>,
   ) {}
 
   current(): Config | undefined {
@@ -56,6 +58,9 @@ export class ConfigTracker {
     }
     this.parsed = r.config;
     this.log("info", { type: r.config.Type, nodes: r.config.Node.length }, "ha.config-loaded");
+    await this.onChange?.(r.config).catch((e: Error) =>
+      this.log("warn", { err: e.message }, "ha.config-change-action-failed"),
+    );
   }
 }
 
@@ -128,7 +133,18 @@ function timingFrom(c: Config | undefined, override: Partial<HaTiming> = {}): Ha
 
 /** Builds the HA agent of this node; it waits for a cluster config in the KV before acting. */
 export function haAgent(o: HaAgentOptions): { agent: HaAgent; config: ConfigTracker } {
-  const config = new ConfigTracker(o.kv, o.log);
+  // Every node keeps its MN-VM seed ISO ready for the current config, not only the one starting it: a live
+  // migration target must have the cdrom's file at the same path before the MN-VM arrives.
+  const config = new ConfigTracker(o.kv, o.log, async (c) => {
+    if (o.simulated) return;
+    const plan = await prepareMnvmStart({
+      config: c,
+      node: o.node as NodeName,
+      clusterId: o.clusterId,
+      seedDir: o.seedDir,
+    });
+    o.log("info", { path: plan.seedIsoPath }, "ha.seed-prepared");
+  });
   const env: HaEnv = {
     node: o.node,
     agentVersion: o.agentVersion,
