@@ -8,6 +8,8 @@
 //      bare one runs under global maintenance so zsha does not react, and zsha must agree afterwards.
 //   3. Failover: hard power loss of the owner -> MN-VM running elsewhere (polled with `zsha status --json`
 //      on a survivor), split into detection / fencing / start from the survivors' agent logs.
+// The harness switch's MAC is pinned first (pinSwitchMac: otherwise every power change of h1 cuts the other
+// hosts off Ceph for 20-40 s, which is the harness, not zsha; --floating-switch-mac shows it).
 // Commands are timed on the host itself (date +%s%N around them), so the harness's nsenter is not counted;
 // hosts share the kernel clock with this process, so host timestamps and the agents' log times compare.
 // Writes bench/results/e2e.json (raw samples, summaries, machine load) and prints a table. Figures are
@@ -45,6 +47,8 @@ const { values } = parseArgs({
     failovers: { type: "string", default: "10" },
     "migration-rounds": { type: "string", default: "3" },
     "status-runs": { type: "string", default: "30" },
+    // Leave the harness switch's MAC floating (see pinSwitchMac), to reproduce what it does to failover.
+    "floating-switch-mac": { type: "boolean", default: false },
   },
 });
 const FAILOVERS = Number(values.failovers);
@@ -159,11 +163,16 @@ async function haEvents(hosts: Hosts, h: string): Promise<HaEvent[]> {
 }
 
 /** The HA events of `hosts` since `sinceMs`, one line each, for a failure report. */
-async function eventTrail(hosts: Hosts, names: readonly string[], sinceMs: number): Promise<string[]> {
+async function eventTrail(
+  hosts: Hosts,
+  names: readonly string[],
+  sinceMs: number,
+  marginMs = 2000,
+): Promise<string[]> {
   const lines: [number, string][] = [];
   for (const h of names) {
     for (const e of await haEvents(hosts, h)) {
-      if (e.time < sinceMs - 2000) continue;
+      if (e.time < sinceMs - marginMs) continue;
       const { time, msg, level: _l, pid: _p, hostname: _n, ...rest } = e;
       lines.push([time, `${new Date(time).toISOString()} ${h} ${msg} ${JSON.stringify(rest)}`]);
     }
@@ -195,6 +204,7 @@ async function benchStatus(hosts: Hosts, h: string) {
   const samples = {
     zshaStatus: [] as number[],
     zshaVersion: [] as number[],
+    cephStatus: [] as number[],
     virshList: [] as number[],
     nodeStart: [] as number[],
   };
@@ -205,6 +215,8 @@ async function benchStatus(hosts: Hosts, h: string) {
       ["zshaStatus", [ZSHA, "status"]],
       // The same program without any RPC: its start-up (module loading) alone.
       ["zshaVersion", [ZSHA, "-v"]],
+      // What the status RPC asks Ceph for each time (health; it also reads one RBD object), with the CLI.
+      ["cephStatus", ["ceph", "status", "--format", "json"]],
       ["virshList", ["virsh", "-c", "qemu:///system", "list"]],
       ["nodeStart", ["/opt/zsha/bin/node", "-e", "0"]],
     ] as const) {
@@ -216,6 +228,7 @@ async function benchStatus(hosts: Hosts, h: string) {
   const s = {
     zshaStatus: summary(samples.zshaStatus),
     zshaVersion: summary(samples.zshaVersion),
+    cephStatus: summary(samples.cephStatus),
     virshList: summary(samples.virshList),
     nodeStart: summary(samples.nodeStart),
   };
@@ -247,6 +260,8 @@ interface MigrationRow {
   wallMs: number;
   /** zsha: how long after the command's start the target took ownership. */
   ownershipAfterMs?: number;
+  /** zsha: when a status poll (from this process) first said "running" on the target, after the start. */
+  runningSeenAfterMs?: number;
   error?: string;
   trail?: string[];
 }
@@ -274,11 +289,23 @@ async function zshaMigrate(hosts: Hosts, from: string, to: string): Promise<Migr
     30_000,
     200,
   );
-  const st = await status(hosts, to);
+  // Right after the hand-over status says "starting" until the target's next node report: wait for
+  // "running" (not part of the wall time: the MN-VM never stopped), failing only if it does not come.
+  let st: Status | undefined;
+  await waitFor(
+    `status to show the MN-VM running on ${to}`,
+    async () => {
+      st = await status(hosts, to);
+      return st?.mnvm.owner === to && st.mnvm.state === "running";
+    },
+    15_000,
+    100,
+  ).catch(() => {});
   if (st?.mnvm.owner !== to || st.mnvm.state !== "running")
     return { ...row, error: `after zsha migrate ${to}: status says ${JSON.stringify(st?.mnvm)}` };
   return {
     ...row,
+    runningSeenAfterMs: Math.round(Date.now() - t.startMs),
     wallMs: Math.round(Math.max(t.endMs, taken!) - t.startMs),
     ownershipAfterMs: Math.round(taken! - t.startMs),
   };
@@ -396,7 +423,7 @@ async function benchMigration(hosts: Hosts) {
     await sleep(3000);
     const after = await healthy(hosts, 60_000);
     const where = await runsOn(hosts);
-    const acted = (await eventTrail(hosts, hosts.names(), frozenAt)).filter((l) =>
+    const acted = (await eventTrail(hosts, hosts.names(), frozenAt, 0)).filter((l) =>
       /ha\.(unowned-copy|destroyed|started|ownership-(taken|lost|released)|self-fence|restart-after-stop)/.test(
         l,
       ),
@@ -566,6 +593,19 @@ async function benchFailover(hosts: Hosts) {
   };
 }
 
+/**
+ * The harness's switch is a Linux bridge without an address of its own, so it takes the lowest MAC of its
+ * ports: h1's. Every power-off or power-on of h1 then changes the MAC of the switch's IP (Ceph's monitor and
+ * OSD, chrony, DNS) under the other hosts' ARP caches, and they cannot reach Ceph until their entries expire
+ * (20-40 s): every Ceph call of the survivors fails ("no Ceph monitor answered"), and a failover waits for
+ * it. A real switch or gateway keeps its MAC, so the bench gives the bridge a fixed one (and the hosts fresh
+ * neighbour tables). --floating-switch-mac leaves the harness as it is.
+ */
+async function pinSwitchMac(hosts: Hosts): Promise<void> {
+  await hosts.switchExec(["ip", "link", "set", "br0", "address", "02:77:00:00:01:fe"]);
+  for (const h of hosts.names()) await hosts.exec(h, ["ip", "neigh", "flush", "all"]);
+}
+
 // ---- the run ----------------------------------------------------------------------------------------------
 
 const PREFIX = "zb";
@@ -585,6 +625,8 @@ const result: Record<string, unknown> = {
 try {
   hosts = await Hosts.up({ count: 3, init: "systemd", prefix: PREFIX, subnet: "10.81.0.0/24" });
   const hs = hosts;
+  result.switchMacPinned = !values["floating-switch-mac"];
+  if (result.switchMacPinned) await pinSwitchMac(hs);
   ceph = await startSwitchCeph(hs);
   const work = await mkdtemp(join(tmpdir(), "zsha-bench-e2e-"));
   try {
@@ -637,6 +679,7 @@ function printTable(r: Record<string, unknown>): void {
       `ratio p50 ${st.ratio.p50VsVirshList}x virsh list, ${st.ratio.p50VsNodeStart}x node -e 0`,
     );
     line("  zsha -v (start-up, no RPC)", st.summary.zshaVersion, "");
+    line("  ceph status (CLI, part of the RPC)", st.summary.cephStatus, "");
     line("  peer: virsh list", st.summary.virshList, "");
     line("  peer: node -e 0", st.summary.nodeStart, "");
   }
