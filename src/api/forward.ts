@@ -27,7 +27,13 @@ export class LeaderForwarder {
       c = new KvClient({
         endpoints: [peer.address],
         credentials: clientCredentials(tls, peer.name),
-        ...(tls ? { channelOptions: clientChannelOptions(tls, peer.name) } : {}),
+        channelOptions: {
+          ...clientChannelOptions(tls, peer.name),
+          // grpc-js backs reconnects off up to two minutes: a member that was down a while and is now the
+          // leader would stay unreachable from here that long (seen: a 40 s failover in the e2e run).
+          "grpc.initial_reconnect_backoff_ms": 100,
+          "grpc.max_reconnect_backoff_ms": 1000,
+        },
         deadlineMs: this.member.opts.requestTimeoutMs,
       });
       this.clients.set(key, c);

@@ -89,6 +89,7 @@ export interface StatusJson {
     image: { ok: boolean } | null;
   }[];
   leader: string;
+  history: { atMs: number; node: string; epoch: number; kind: string; reason: string }[];
 }
 
 export async function statusOn(hosts: Hosts, h: string): Promise<StatusJson> {
