@@ -336,7 +336,8 @@ describe.skipIf(unavailable !== undefined)("SPEC §4 operations on three hosts",
     await waitStatus(hosts, [owner], "a pending restart", (s) => s.mnvm.restartPending);
     // The tiny guest powers itself off (ACPI) on any byte on its serial port: like `halt -p` inside.
     const pty = (await hosts.exec(owner, ["virsh", "ttyconsole", DOMAIN])).stdout.trim();
-    await hosts.exec(owner, ["sh", "-c", `printf x > ${pty}`]);
+    // qemu reads a pty only while its other end is open (it polls for that about once a second): hold it open.
+    await hosts.exec(owner, ["sh", "-c", `exec 3>${pty}; sleep 2; printf x >&3; sleep 2`], { reject: false });
     const shutAt = Date.now();
     const st = await waitStatus(
       hosts,
