@@ -104,7 +104,10 @@ export class Hosts {
       const sw = h.switchNs;
       await run(["ip", "netns", "add", sw]);
       await run(["ip", "-n", sw, "link", "set", "lo", "up"]);
-      await run(["ip", "-n", sw, "link", "add", "br0", "type", "bridge"]);
+      // A fixed MAC, as a real switch or gateway has: a bridge without one takes the lowest MAC of its ports
+      // (h1's), so every power change of h1 would re-address the switch IP (Ceph) and cut the other hosts
+      // off it until their ARP entries age out (20-40 s; found by bench:e2e).
+      await run(["ip", "-n", sw, "link", "add", "br0", "address", "02:77:00:00:01:fe", "type", "bridge"]);
       await run(["ip", "-n", sw, "addr", "add", `${h.switchIp}/24`, "dev", "br0"]);
       await run(["ip", "-n", sw, "link", "set", "br0", "up"]);
       for (const name of h.names()) await h.seed(name);
