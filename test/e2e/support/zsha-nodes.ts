@@ -3,13 +3,14 @@
  * password, libvirtd, the MN-VM's bridge with carrier, the Ceph client with the admin key; plus the
  * config for them and ways to run zsha on a host — the checkout's (to install from) or the installed one.
  */
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type PackageInfo, packageSelf } from "../../../src/install/package.js";
 import { installCephClient, type SwitchCeph } from "./ceph.js";
 import type { Hosts, RunResult } from "./hosts.js";
 import { addBridge, setupLibvirtd } from "./libvirt.js";
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 export const PASSWORD = "zsha-e2e-root";
 export const BRIDGE = "br-mgmt";
 export const CONFIG_PATH = "/root/zsha.config.json";
@@ -54,17 +55,38 @@ export async function writeConfig(hosts: Hosts, h: string, text: string, path = 
   await hosts.exec(h, ["sh", "-ec", `cat > ${path}`], { input: text });
 }
 
-/** The checkout's zsha, run on host `h` (the repo is visible there: hosts overlay only system trees). */
-export function zshaDev(
+/**
+ * zsha as an operator brings it to the first node: the package (`packageSelf`, built once per run from this
+ * checkout) unpacked in /root/zsha-pkg on host `h`, then run from there. The checkout itself may not be
+ * visible inside a host (a clone under /tmp is hidden by the host's own /tmp), and should not need to be.
+ */
+export async function zshaDev(
   hosts: Hosts,
   h: string,
   args: readonly string[],
   timeoutMs = 900_000,
 ): Promise<RunResult> {
-  return hosts.exec(h, [join(ROOT, "node_modules/.bin/tsx"), join(ROOT, "cmd/zsha.ts"), ...args], {
-    reject: false,
-    timeoutMs,
-  });
+  await stagePackage(hosts, h);
+  return hosts.exec(h, [`${PKG_DIR}/bin/zsha`, ...args], { reject: false, timeoutMs });
+}
+
+const PKG_DIR = "/root/zsha-pkg";
+let built: Promise<PackageInfo> | undefined;
+
+async function stagePackage(hosts: Hosts, h: string): Promise<void> {
+  const there = await hosts.exec(h, ["test", "-x", `${PKG_DIR}/bin/zsha`], { reject: false });
+  if (there.exitCode === 0) return;
+  built ??= packageSelf({ outDir: join(tmpdir(), "zsha-e2e-packages") });
+  const pkg = await built;
+  await hosts.exec(
+    h,
+    [
+      "sh",
+      "-ec",
+      `rm -rf ${PKG_DIR}; mkdir -p ${PKG_DIR}; base64 -d | tar -xz -C ${PKG_DIR} --strip-components=1`,
+    ],
+    { input: (await readFile(pkg.tarball)).toString("base64"), timeoutMs: 300_000 },
+  );
 }
 
 /** The installed zsha on host `h`. */
@@ -111,7 +133,7 @@ export async function zshaTraces(hosts: Hosts, h: string): Promise<string[]> {
   const r = await hosts.exec(h, [
     "sh",
     "-c",
-    paths.map((p) => `[ -e ${p} ] && echo ${p}`).join("; ") + "; true",
+    `${paths.map((p) => `[ -e ${p} ] && echo ${p}`).join("; ")}; true`,
   ]);
   return r.stdout.split("\n").filter(Boolean);
 }
