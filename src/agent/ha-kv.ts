@@ -66,7 +66,16 @@ export function kvEntry(kv: {
   };
 }
 
-export function clientHaKv(client: KvClient, isLeader: () => boolean): HaKv {
+/**
+ * `keepAliveVia` are extra connections lease keep-alives are sent over at the same time as `client`'s (the
+ * first answer wins): on a lossy storage network one TCP stream can stall in retransmission backoff for
+ * longer than the owner may go without renewing, while several independent ones rarely stall together.
+ */
+export function clientHaKv(
+  client: KvClient,
+  isLeader: () => boolean,
+  keepAliveVia: readonly KvClient[] = [],
+): HaKv {
   return {
     async get(key) {
       const kv = await client.getValue(key);
@@ -90,7 +99,8 @@ export function clientHaKv(client: KvClient, isLeader: () => boolean): HaKv {
       return (await client.leaseGrant(ttl)).id;
     },
     async leaseKeepAlive(id) {
-      return Number(await client.leaseKeepAliveOnce(id, { deadlineMs: 2000 }));
+      const tries = [client, ...keepAliveVia].map((c) => c.leaseKeepAliveOnce(id, { deadlineMs: 2000 }));
+      return Number(await Promise.any(tries));
     },
     async leaseRevoke(id) {
       await client.leaseRevoke(id);

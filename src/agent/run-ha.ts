@@ -69,7 +69,24 @@ export async function runHa(
     ...(overPeer && tls ? { channelOptions: clientChannelOptions(tls, member.opts.name) } : {}),
     deadlineMs: 3000,
   });
-  const kv = clientHaKv(client, () => member.isLeader());
+  // Lease keep-alives also go straight to every other member over its own TLS connection (each forwards
+  // to the leader): a degraded link to one path must not cost the owner its lease (SPEC §3a).
+  const peerClients = Object.entries(node.initialCluster ?? {})
+    .filter(([name]) => name !== member.opts.name)
+    .map(
+      ([name, address]) =>
+        new KvClient({
+          endpoints: [address],
+          credentials: clientCredentials(tls, name),
+          channelOptions: {
+            ...clientChannelOptions(tls, name),
+            "grpc.initial_reconnect_backoff_ms": 100,
+            "grpc.max_reconnect_backoff_ms": 1000,
+          },
+          deadlineMs: 2000,
+        }),
+    );
+  const kv = clientHaKv(client, () => member.isLeader(), peerClients);
   const electionMs = member.opts.electionTicks * member.opts.tickMs;
   const { agent, config } = haAgent({
     node: member.opts.name,
@@ -104,6 +121,7 @@ export async function runHa(
       await agent.stop();
       await refresh;
       client.close();
+      for (const c of peerClients) c.close();
       await hv.close();
     },
   };
