@@ -134,7 +134,9 @@ describe.skipIf(unavailable !== undefined)("connection loss on a real libvirtd",
 
   it("times out calls to a hung libvirtd, fails fast meanwhile, and detects it by keepalive", async () => {
     if (daemon === undefined) throw new Error("daemon not started");
-    const conn = await open(daemon.uri, { timeoutMs: 30_000, keepAlive: { intervalSec: 1, count: 2 } });
+    // Keepalive gives up after 2 s x 2: late enough that the worker is surely still inside the hung call when
+    // the second call below is made on a loaded machine (1 s x 2 raced it once in CI).
+    const conn = await open(daemon.uri, { timeoutMs: 30_000, keepAlive: { intervalSec: 2, count: 2 } });
     const events = collect(conn);
     let ticks = 0;
     const ticker = setInterval(() => ticks++, 20);
@@ -149,7 +151,7 @@ describe.skipIf(unavailable !== undefined)("connection loss on a real libvirtd",
       expect(ticks).toBeGreaterThan(10); // the JS thread went on meanwhile
       // The worker is still inside the hung call: the next call is refused at once.
       expect(await conn.hostname({ timeoutMs: 10_000 }).catch((e) => e)).toMatchObject({ kind: "wedged" });
-      // libvirt's keepalive (1 s x 2) declares the daemon dead.
+      // libvirt's keepalive (2 s x 2) declares the daemon dead.
       const closed = await waitFor(
         "keepalive close event",
         () => events.find((e) => e.type === "close"),
