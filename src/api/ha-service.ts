@@ -71,7 +71,18 @@ export function memberHaKv(member: Member): HaKv {
 
 async function storageFacts(probe: StorageProbe | undefined) {
   if (!probe) return { storageHealth: "", storageDetails: [], hostIo: "" };
-  const [h, r] = await Promise.allSettled([within(5000, probe.health()), within(5000, probe.readProbe())]);
+  // Called through a promise so that a probe throwing at once (no config loaded yet on a node that just
+  // started) is a settled failure shown in status, not an error that fails the whole status call.
+  const [h, r] = await Promise.allSettled([
+    within(
+      5000,
+      Promise.resolve().then(() => probe.health()),
+    ),
+    within(
+      5000,
+      Promise.resolve().then(() => probe.readProbe()),
+    ),
+  ]);
   return {
     storageHealth: h.status === "fulfilled" ? h.value.status : `unknown (${(h.reason as Error).message})`,
     storageDetails: h.status === "fulfilled" ? [...h.value.summary, ...h.value.checks] : [],
