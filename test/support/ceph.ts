@@ -248,14 +248,34 @@ export async function startCeph(opts: StartCephOptions = {}): Promise<CephCluste
 function cephConf(dir: string, fsid: string, monAddrV: string, p: CephPorts, host: string): string {
   // The daemons pick their address from these networks: exactly the one host address.
   const net = host.startsWith("127.") ? "127.0.0.0/8" : `${host}/32`;
+  return singleHostCephConf({
+    dir,
+    fsid,
+    monHost: monAddrV,
+    net,
+    global: [`ms_bind_port_min = ${p.bindMin}`, `ms_bind_port_max = ${p.bindMax}`],
+  });
+}
+
+/**
+ * ceph.conf of a one-monitor, one-memstore-OSD test cluster whose files all live under `dir` (shared with
+ * the end-to-end harness's Ceph in its switch namespace). `global` adds lines to [global].
+ */
+export function singleHostCephConf(o: {
+  dir: string;
+  fsid: string;
+  monHost: string;
+  net: string;
+  osdBytes?: number;
+  global?: readonly string[];
+}): string {
+  const dir = o.dir;
   return `[global]
-fsid = ${fsid}
-mon_host = ${monAddrV}
-public_network = ${net}
-cluster_network = ${net}
-ms_bind_port_min = ${p.bindMin}
-ms_bind_port_max = ${p.bindMax}
-auth_cluster_required = cephx
+fsid = ${o.fsid}
+mon_host = ${o.monHost}
+public_network = ${o.net}
+cluster_network = ${o.net}
+${(o.global ?? []).map((l) => `${l}\n`).join("")}auth_cluster_required = cephx
 auth_service_required = cephx
 auth_client_required = cephx
 keyring = ${dir}/$cluster.$name.keyring
@@ -282,7 +302,7 @@ mon_initial_members = a
 keyring = $osd_data/keyring
 osd_data = ${dir}/osd/$cluster-$id
 osd_objectstore = memstore
-memstore_device_bytes = 1073741824
+memstore_device_bytes = ${o.osdBytes ?? 1024 ** 3}
 osd_max_object_name_len = 460
 osd_max_object_namespace_len = 64
 [client]

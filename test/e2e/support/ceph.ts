@@ -9,6 +9,7 @@ import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { singleHostCephConf } from "../../support/ceph.js";
 import type { Hosts } from "./hosts.js";
 import { type RunResult, waitFor } from "./run.js";
 
@@ -235,44 +236,5 @@ export async function installCephClient(hosts: Hosts, h: string, ceph: SwitchCep
 }
 
 function cephConf(dir: string, fsid: string, monHost: string, net: string, osdBytes: number): string {
-  return `[global]
-fsid = ${fsid}
-mon_host = ${monHost}
-public_network = ${net}
-cluster_network = ${net}
-auth_cluster_required = cephx
-auth_service_required = cephx
-auth_client_required = cephx
-keyring = ${dir}/$cluster.$name.keyring
-run_dir = ${dir}/run
-admin_socket = ${dir}/run/$cluster-$name.asok
-log_file = ${dir}/log/$cluster-$name.log
-mon_cluster_log_file = ${dir}/log/$cluster.log
-pid_file = ${dir}/run/$cluster-$name.pid
-ms_bind_ipv6 = false
-osd_pool_default_size = 1
-osd_pool_default_min_size = 1
-mon_allow_pool_size_one = true
-osd_pool_default_pg_autoscale_mode = off
-mon_warn_on_pool_no_redundancy = false
-mon_max_pg_per_osd = 1000
-osd_crush_chooseleaf_type = 0
-mon_allow_pool_delete = true
-auth_allow_insecure_global_id_reclaim = false
-mon_warn_on_insecure_global_id_reclaim_allowed = false
-[mon]
-keyring = $mon_data/keyring
-mon_data = ${dir}/mon/$cluster-$id
-mon_initial_members = a
-[osd]
-keyring = $osd_data/keyring
-osd_data = ${dir}/osd/$cluster-$id
-osd_objectstore = memstore
-memstore_device_bytes = ${osdBytes}
-osd_max_object_name_len = 460
-osd_max_object_namespace_len = 64
-[client]
-admin_socket =
-log_file =
-`;
+  return singleHostCephConf({ dir, fsid, monHost, net, osdBytes, global: ["ms_bind_ipv6 = false"] });
 }
