@@ -3,6 +3,7 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type KvClient, text } from "../client/kv-client.js";
+import type { LeaseDatagramClient } from "../client/lease-datagrams.js";
 import { Compare_CompareResult, type CompareSchema, type RequestOpSchema } from "../gen/zsha/kv/v1/kv_pb.js";
 import type { HaKv, KvEntry, TxnCompare, TxnOp } from "../ha/env.js";
 
@@ -67,14 +68,15 @@ export function kvEntry(kv: {
 }
 
 /**
- * `keepAliveVia` are extra connections lease keep-alives are sent over at the same time as `client`'s (the
- * first answer wins): on a lossy storage network one TCP stream can stall in retransmission backoff for
- * longer than the owner may go without renewing, while several independent ones rarely stall together.
+ * `keepAliveVia` are extra connections lease keep-alives are sent over at the same time as `client`'s, and
+ * `datagrams` sends them as UDP datagrams to every member (the first answer wins): on a lossy storage network
+ * a TCP stream can stall in retransmission back-off for longer than the owner may go without renewing.
  */
 export function clientHaKv(
   client: KvClient,
   isLeader: () => boolean,
   keepAliveVia: readonly KvClient[] = [],
+  datagrams?: LeaseDatagramClient,
 ): HaKv {
   return {
     async get(key) {
@@ -100,6 +102,7 @@ export function clientHaKv(
     },
     async leaseKeepAlive(id) {
       const tries = [client, ...keepAliveVia].map((c) => c.leaseKeepAliveOnce(id, { deadlineMs: 2000 }));
+      if (datagrams) tries.push(datagrams.keepAlive(id, { deadlineMs: 2000 }));
       return Number(await Promise.any(tries));
     },
     async leaseRevoke(id) {

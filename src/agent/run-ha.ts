@@ -2,18 +2,21 @@
 // binding, or the simulated one — said plainly at start), connects the KV client to the local member, and
 // keeps the cluster config fresh.
 
+import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { RunningMember } from "../api/serve.js";
 import { KvClient } from "../client/kv-client.js";
+import { LeaseDatagramClient } from "../client/lease-datagrams.js";
 import type { HaLogger } from "../ha/env.js";
+import { KEYS } from "../ha/records.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
 import { hypervisorDriverLine, LibvirtHypervisor, loadLibvirt } from "../hypervisor/libvirt.js";
 import { SimWorld } from "../hypervisor/sim.js";
 import { realTimeScheduler } from "../hypervisor/sim-scheduler.js";
 import { clientChannelOptions, clientCredentials } from "../transport/tls.js";
 import { haAgent } from "./ha-env.js";
-import { clientHaKv } from "./ha-kv.js";
+import { clientHaKv, compareToProto, opToProto } from "./ha-kv.js";
 import type { NodeFile } from "./node-file.js";
 
 export interface RunningHa {
@@ -86,7 +89,15 @@ export async function runHa(
           deadlineMs: 2000,
         }),
     );
-  const kv = clientHaKv(client, () => member.isLeader(), peerClients);
+  let renewalKey: Uint8Array | undefined;
+  const datagrams = new LeaseDatagramClient({
+    targets: () =>
+      Object.entries(member.kv.memberAddresses)
+        .filter(([name]) => name !== member.opts.name)
+        .map(([, address]) => address),
+    key: () => renewalKey,
+  });
+  const kv = clientHaKv(client, () => member.isLeader(), peerClients, datagrams);
   const electionMs = member.opts.electionTicks * member.opts.tickMs;
   const { agent, config } = haAgent({
     node: member.opts.name,
@@ -109,6 +120,13 @@ export async function runHa(
       await config
         .refresh()
         .catch((e) => log.debug({ err: (e as Error).message }, "ha.config-refresh-failed"));
+      if (!renewalKey) {
+        renewalKey = await leaseRenewalKey(client).catch((e) => {
+          log.debug({ err: (e as Error).message }, "ha.renewal-key-unavailable");
+          return undefined;
+        });
+        if (renewalKey) running.setLeaseRenewalKey(renewalKey);
+      }
       await new Promise((r) => setTimeout(r, 2000));
     }
   })();
@@ -121,8 +139,20 @@ export async function runHa(
       await agent.stop();
       await refresh;
       client.close();
+      datagrams.close();
       for (const c of peerClients) c.close();
       await hv.close();
     },
   };
+}
+
+/** The cluster's lease-renewal MAC key: the first agent to look creates it (once, by a create-only Txn). */
+async function leaseRenewalKey(client: KvClient): Promise<Uint8Array | undefined> {
+  const key = KEYS.leaseRenewalKey;
+  await client.txn({
+    compare: [compareToProto({ key, op: "==", target: "createRevision", value: 0n })],
+    success: [opToProto({ put: { key, value: randomBytes(32) } })],
+  });
+  const kv = await client.getValue(key);
+  return kv && kv.value.length === 32 ? kv.value : undefined;
 }

@@ -8,6 +8,7 @@ import * as clusterpb from "../gen/zsha/cluster/v1/cluster_pb.js";
 import * as hapb from "../gen/zsha/ha/v1/ha_pb.js";
 import * as kvpb from "../gen/zsha/kv/v1/kv_pb.js";
 import { addService } from "../grpc/index.js";
+import { leaseId } from "../kv/index.js";
 import { Member } from "../server/member.js";
 import type { MemberOptions } from "../server/options.js";
 import { serverCredentials } from "../transport/index.js";
@@ -15,11 +16,14 @@ import { clusterService } from "./cluster-service.js";
 import { LeaderForwarder } from "./forward.js";
 import { haService, type StorageProbe } from "./ha-service.js";
 import { kvService, leaseService, watchService } from "./kv-service.js";
+import { LeaseDatagramServer } from "./lease-datagrams.js";
 
 export interface RunningMember {
   readonly member: Member;
   /** The HA agent hands its image store over, so that status can report storage health and host I/O. */
   setStorage(probe: StorageProbe): void;
+  /** Hands the cluster's lease-renewal key to the datagram endpoint (src/client/lease-datagrams.ts). */
+  setLeaseRenewalKey(key: Uint8Array): void;
   /** The bound peer address (useful with port 0). */
   readonly peerAddress: string;
   readonly clientAddress?: string;
@@ -84,6 +88,7 @@ export async function runMember(opts: MemberOptions): Promise<RunningMember> {
     servers.push(client);
   }
   const peerAddress = member.opts.peerListen.replace(/:0$/, `:${peerPort}`);
+  const datagrams = await leaseDatagrams(member, fwd, peerAddress);
   member.log.info(
     { peer: peerAddress, client: clientAddress, socket: member.opts.clientSocket },
     "member.listening",
@@ -93,13 +98,43 @@ export async function runMember(opts: MemberOptions): Promise<RunningMember> {
     setStorage(p) {
       probe = p;
     },
+    setLeaseRenewalKey(key) {
+      datagrams?.setKey(key);
+    },
     peerAddress,
     ...(clientAddress ? { clientAddress } : {}),
     async stop() {
       await member.stop();
+      await datagrams?.close();
       fwd.close();
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.tryShutdown(() => r()))));
       for (const s of servers) s.forceShutdown();
     },
   };
+}
+
+/**
+ * Lease renewals by datagram on the peer port's number (UDP): answered from the leader's lessor here or
+ * forwarded to the leader. Without it renewals still work over the gRPC paths, so a port taken is a warning.
+ */
+async function leaseDatagrams(
+  member: Member,
+  fwd: LeaderForwarder,
+  listen: string,
+): Promise<LeaseDatagramServer | undefined> {
+  try {
+    return await LeaseDatagramServer.listen({
+      listen,
+      async renew(id) {
+        if (id <= 0n || id >= 1n << 63n) return undefined;
+        if (member.isLeader()) return member.lessor.keepAlive(leaseId(id), performance.now()) ?? 0;
+        if (!member.leaderPeer()) return undefined;
+        return Number(await fwd.leader().leaseKeepAliveOnce(id, { deadlineMs: 1500 }));
+      },
+      onError: (err) => member.log.warn({ err: err.message }, "member.lease-datagram-error"),
+    });
+  } catch (e) {
+    member.log.warn({ listen, err: (e as Error).message }, "member.lease-datagrams-unavailable");
+    return undefined;
+  }
 }

@@ -5,6 +5,8 @@ import { z } from "zod";
 
 export const KEYS = {
   config: "/zsha/config",
+  /** 32 random bytes: the MAC key of lease renewals sent as datagrams (src/client/lease-datagrams.ts). */
+  leaseRenewalKey: "/zsha/lease-renewal-key",
   node: (name: string) => `/zsha/nodes/${name}`,
   nodesPrefix: "/zsha/nodes/",
   desired: "/zsha/mnvm/desired",

@@ -71,9 +71,10 @@ systemctl daemon-reload
 systemctl enable --quiet zsha-firewall.service zsha.service
 systemctl restart zsha-firewall.service`;
 
-/** The agent port open to the cluster's nodes (and this node's own loopback), closed to everyone else. */
+/** The agent port (TCP and UDP) open to the cluster's nodes (and this node's own loopback), closed to everyone else. */
 export function firewallRules(peerPort: number, nodeIps: readonly string[]): string {
-  return `# zsha (written by zsha install): the agent port ${peerPort} answers the cluster's nodes only.
+  return `# zsha (written by zsha install): the agent port ${peerPort} (TCP: gRPC; UDP: lease renewals)
+# answers the cluster's nodes only.
 table inet zsha {
   set nodes {
     type ipv4_addr
@@ -81,9 +82,9 @@ table inet zsha {
   }
   chain input {
     type filter hook input priority -10; policy accept;
-    tcp dport ${peerPort} iifname "lo" accept
-    tcp dport ${peerPort} ip saddr @nodes accept
-    tcp dport ${peerPort} counter drop
+    meta l4proto { tcp, udp } th dport ${peerPort} iifname "lo" accept
+    meta l4proto { tcp, udp } th dport ${peerPort} ip saddr @nodes accept
+    meta l4proto { tcp, udp } th dport ${peerPort} counter drop
   }
 }
 `;

@@ -4,6 +4,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { text } from "../../src/client/kv-client.js";
+import { LeaseDatagramClient } from "../../src/client/lease-datagrams.js";
 import { type GetStatusResponse, HaService } from "../../src/gen/zsha/ha/v1/ha_pb.js";
 import { type Client, Code, createClient, RpcError } from "../../src/grpc/index.js";
 import { KEYS } from "../../src/ha/records.js";
@@ -186,5 +187,43 @@ describe("HA service on real agent processes", () => {
       1000,
     );
     expect(r.node).toBe(owner);
+  }, 60_000);
+
+  it("lease renewals by datagram reach the leader through a follower (key from the store); a gone lease answers 0", async () => {
+    const key = await until(
+      "the lease renewal key in the store",
+      async () => (await c.kv.getValue(KEYS.leaseRenewalKey))?.value,
+      20_000,
+      200,
+    );
+    expect(key.length).toBe(32);
+    const leader = (await c.kv.status()).leader;
+    const follower = c.names.find((n) => n !== leader)!;
+    const args = c.procs.get(follower)!.args;
+    const peer = args[args.indexOf("--peer-listen") + 1]!;
+    const dg = new LeaseDatagramClient({ targets: () => [peer], key: () => key, resendMs: 100 });
+    try {
+      const { id } = await c.kv.leaseGrant(5);
+      // 8 s of renewals by datagram only, each a second apart: the 5 s lease lives on.
+      for (let i = 0; i < 8; i++) {
+        expect(await dg.keepAlive(id, { deadlineMs: 2000 })).toBe(5n);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      expect((await c.kv.leaseTimeToLive(id)).ttl).toBeGreaterThan(2n);
+      // Left alone it expires, and a renewal by datagram then says so.
+      await until(
+        "the lease to expire",
+        async () => (await c.kv.leaseTimeToLive(id)).ttl === -1n,
+        15_000,
+        250,
+      );
+      expect(await dg.keepAlive(id, { deadlineMs: 2000 })).toBe(0n);
+      // Under another key the member stays silent.
+      const forged = new LeaseDatagramClient({ targets: () => [peer], key: () => new Uint8Array(32) });
+      await expect(forged.keepAlive(id, { deadlineMs: 500 })).rejects.toThrow(/no member answered/);
+      forged.close();
+    } finally {
+      dg.close();
+    }
   }, 60_000);
 });
