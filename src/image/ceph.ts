@@ -82,9 +82,10 @@ export class CephImageStore implements ImageStore {
     const fenced: ImageUser[] = [];
     const deadline = started + (this.opts.fenceConfirmMs ?? 15_000);
     for (;;) {
-      const users = await this.users();
+      // Each `ceph`/`rbd` run costs a process start and a monitor round trip: look both ways at once.
+      const [users, allListed] = await Promise.all([this.users(), this.allBlocklisted(blocklisted)]);
       const foreign = users.filter(isForeign);
-      if (foreign.length === 0 && (await this.allBlocklisted(blocklisted))) {
+      if (foreign.length === 0 && allListed) {
         return { fenced, remaining: users, durationMs: Math.round(performance.now() - started) };
       }
       if (performance.now() > deadline) {
@@ -96,23 +97,27 @@ export class CephImageStore implements ImageStore {
       }
       // Blocklist first: from this point the OSDs refuse the old client's writes.
       const { blocklist } = await this.cli.cephTerms();
-      for (const u of foreign) {
-        const addr = normAddr(u.address);
-        if (blocklisted.has(addr)) continue;
-        await this.cli.run("ceph", [
-          "osd",
-          blocklist,
-          "add",
-          addr,
-          String(this.opts.blocklistSeconds ?? 86_400),
-        ]);
-        blocklisted.add(addr);
-      }
+      const toList = [...new Set(foreign.map((u) => normAddr(u.address)))].filter((a) => !blocklisted.has(a));
+      await Promise.all(
+        toList.map(async (addr) => {
+          await this.cli.run("ceph", [
+            "osd",
+            blocklist,
+            "add",
+            addr,
+            String(this.opts.blocklistSeconds ?? 86_400),
+          ]);
+          blocklisted.add(addr);
+        }),
+      );
       // Then break the stale locks so the new owner's qemu can take the exclusive lock without waiting.
-      for (const u of foreign) {
-        if (u.kind === "lock" && u.lockId !== undefined && u.client !== undefined)
-          await this.breakLock(u.lockId, u.client);
-      }
+      await Promise.all(
+        foreign.map((u) =>
+          u.kind === "lock" && u.lockId !== undefined && u.client !== undefined
+            ? this.breakLock(u.lockId, u.client)
+            : undefined,
+        ),
+      );
       for (const u of foreign) {
         if (!fenced.some((f) => f.kind === u.kind && f.address === u.address)) fenced.push(u);
       }
@@ -164,8 +169,10 @@ export class CephImageStore implements ImageStore {
   }
 
   private async users(): Promise<ImageUser[]> {
-    const watchers = await this.cli.json("rbd", ["status", this.spec], parseRbdStatus);
-    const locks = await this.cli.json("rbd", ["lock", "ls", this.spec], parseRbdLocks);
+    const [watchers, locks] = await Promise.all([
+      this.cli.json("rbd", ["status", this.spec], parseRbdStatus),
+      this.cli.json("rbd", ["lock", "ls", this.spec], parseRbdLocks),
+    ]);
     return [
       ...watchers.map(
         (w): ImageUser => ({
