@@ -10,7 +10,7 @@
  * - `ImageName`    the MN-VM image: RBD image in `PoolName` (CephConf) or file in `ImageFolder` (FileConf).
  * - `DomainName`   the libvirt domain name of the MN-VM.
  * - `DomainType`   `kvm` on real nodes; `qemu` (software emulation) where nested KVM is unavailable.
- * - `PeerPort`     TCP port the agents use between themselves (Raft, forwarding), on the `Node` IPs.
+ * - `PeerPort`     port the agents use between themselves (TCP: Raft, forwarding; UDP: lease renewals), on the `Node` IPs.
  * - `TLSDir`       folder holding the agents' CA, certificate and key.
  * - `Timing`       Raft tick and the lease timings of DESIGN.md ("the MN-VM lease").
  */
