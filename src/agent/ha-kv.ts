@@ -6,6 +6,7 @@ import { type KvClient, text } from "../client/kv-client.js";
 import type { LeaseDatagramClient } from "../client/lease-datagrams.js";
 import { Compare_CompareResult, type CompareSchema, type RequestOpSchema } from "../gen/zsha/kv/v1/kv_pb.js";
 import type { HaKv, KvEntry, TxnCompare, TxnOp } from "../ha/env.js";
+import { watchPrefix } from "./ha-watch.js";
 
 const enc = new TextEncoder();
 
@@ -109,5 +110,6 @@ export function clientHaKv(
       await client.leaseRevoke(id);
     },
     isLocalLeader: isLeader,
+    watch: (prefix, onChange) => watchPrefix(client, prefix, onChange),
   };
 }

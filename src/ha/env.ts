@@ -34,8 +34,23 @@ export type TxnOp =
   | { readonly put: { readonly key: string; readonly value: Uint8Array; readonly lease?: bigint } }
   | { readonly delete: { readonly key: string; readonly prefix?: boolean } };
 
+/** One change a watch saw: the key, and whether it was deleted or (a put of version 1) created. */
+export interface KvChange {
+  readonly key: string;
+  readonly deleted: boolean;
+  readonly created: boolean;
+}
+
 /** The replicated store as the HA logic uses it: like any client (DESIGN.md). Reads are linearizable. */
 export interface HaKv {
+  /**
+   * Calls `onChange` for each change to a key under `prefix` as this node's member applies it, until the
+   * returned function is called. A hint to look again sooner, never a source of truth: changes may be
+   * missed (connection lost, member restarted) or arrive late, and the HA always re-reads (linearizably)
+   * before acting. After an interruption the watch re-establishes itself and calls `onChange(undefined)`
+   * (something may have been missed). `onChange` must not throw or block.
+   */
+  watch(prefix: string, onChange: (change: KvChange | undefined) => void): () => void;
   get(key: string): Promise<KvEntry | undefined>;
   list(prefix: string): Promise<KvEntry[]>;
   /** Applies `success` when every compare holds, else `failure`; resolves whether it succeeded. */

@@ -159,12 +159,16 @@ export class LocalManager {
       desiredRunning &&
       view.config
     ) {
-      await this.claim(view, a);
+      // Only while our libvirtd answers (it did in this round): a start on a hung daemon waits out its call
+      // timeouts. Unclaimed, the assignment goes elsewhere once our report says so (or the claim times out).
+      if (this.hypervisorOk.value) await this.claim(view, a);
       return;
     }
     // A copy running here that we do not own (we were fenced, deposed, or an old agent left it): kill it —
-    // unless it is arriving here by live migration.
-    const incoming = view.migration && view.migration.to === env.node && view.migration.state === "running";
+    // unless it is arriving here by a live migration of the current epoch (one of an older epoch was
+    // overtaken by a new assignment, whose owner fences the image: that copy is stale).
+    const m = view.migration;
+    const incoming = m && m.to === env.node && m.state === "running" && m.epoch === view.epoch;
     if (vm === "running" && !incoming) {
       env.log("warn", { owner: view.owner?.node ?? null }, "ha.unowned-copy");
       await this.destroyVm("running here without ownership");
@@ -424,17 +428,51 @@ export class LocalManager {
       await this.migrateAway(view, mig);
       return;
     }
+    const staleRun =
+      mig && mig.from === env.node && mig.epoch === own.epoch && mig.state === "running" && !this.migrating;
+    if (staleRun && vm === "running") {
+      // The record says a migration from here runs, but this agent runs none (its previous life started it,
+      // or the failure could not be recorded) and the MN-VM is here: stop any libvirt job still under way
+      // (the MN-VM then stays here), and record the failure so that HA and the operator can move on.
+      try {
+        await env.hypervisor.abortJob(env.launcher.domainName, { timeoutMs: 10_000 });
+      } catch (e) {
+        env.log("debug", { err: (e as Error).message }, "ha.migration-abort-failed");
+        return;
+      }
+      env.log("warn", { epoch: own.epoch, to: mig.to }, "ha.migration-abandoned");
+      await this.recordMigration(own, mig, { state: "failed", error: "abandoned: no agent ran it" }).catch(
+        () => {},
+      );
+      return;
+    }
     if (vm === "stopped" || vm === "absent") {
       if (this.migrating) return;
+      if (staleRun) {
+        // A live migration from here in this epoch was under way — started by this agent's previous life, or
+        // its hand-over got no answer — and the MN-VM is gone from here: it runs on the target. Never start a
+        // second copy here: hand over. The target checks when it claims, and starts it (fencing first) if it
+        // does not run there after all.
+        env.log("warn", { epoch: own.epoch, to: mig.to, vm }, "ha.migration-hand-over-resumed");
+        this.migrating = true;
+        try {
+          await this.handOver(view, own, mig);
+        } finally {
+          this.migrating = false;
+        }
+        return;
+      }
       // In-guest shutdown (or crash): only `zsha stop` keeps the MN-VM down (SPEC §3a). Start it again,
-      // with the current config.
+      // with the current config — fencing first, like any start: an ownership adopted after an agent
+      // restart may never have fenced (its previous life claimed and stopped before starting), and a copy
+      // elsewhere (a frozen former owner's, one that arrived by a migration) must not keep writing.
       own.attempts = 0;
       env.log("info", { epoch: own.epoch, vm }, "ha.restart-after-stop");
       await this.start(
         view,
         "restart-after-guest-shutdown",
         "restart after the MN-VM was shut down from inside",
-        false,
+        true,
       );
     }
   }
@@ -468,60 +506,111 @@ export class LocalManager {
     const env = this.env;
     const own = this.own!;
     this.migrating = true;
-    const put = (m: Partial<Migration>) =>
-      env.kv.put(KEYS.migration, encodeRecord({ ...mig, ...m, atMs: env.clock.wallMs() })).catch(() => {});
+    const put = (m: Partial<Migration>) => this.recordMigration(own, mig, m);
     try {
-      await put({ state: "running", percent: 0 });
-      let lastPut = 0;
-      await env.hypervisor.migrate(
-        env.launcher.domainName,
-        env.launcher.migrationUri(mig.to),
-        { live: true, peerToPeer: true, persistentOnDest: true, undefineSource: true, autoConverge: true },
-        (p) => {
-          const now = env.clock.now();
-          if (now - lastPut >= 300) {
-            lastPut = now;
-            void put({ state: "running", percent: Math.min(99, p.percent) });
-          }
-        },
-      );
-      // libvirt says the MN-VM runs on the target: only now does ownership move (one Txn on the epoch).
-      const next: Assignment = {
-        node: mig.to,
-        epoch: own.epoch + 1,
-        kind: "migration",
-        reason: `migration from ${env.node}`,
-        previous: env.node,
-        atMs: env.clock.wallMs(),
-      };
-      const ok = await env.kv.txn(
-        [
-          { key: KEYS.epoch, target: "modRevision", op: "==", value: view.epochRevision },
-          this.ownerIsUs(own),
-        ],
-        [
-          { delete: { key: KEYS.owner } },
-          { put: { key: KEYS.epoch, value: encodeRecord({ epoch: own.epoch + 1 }) } },
-          { put: { key: KEYS.assignment, value: encodeRecord(next) } },
-          {
-            put: {
-              key: KEYS.migration,
-              value: encodeRecord({ ...mig, state: "done", percent: 100, atMs: env.clock.wallMs() }),
-            },
+      try {
+        // The target must see "running" before the MN-VM can appear there (else it destroys it as a copy
+        // nobody owns): no migration without it.
+        await put({ state: "running", percent: 0 });
+        let lastPut = 0;
+        await env.hypervisor.migrate(
+          env.launcher.domainName,
+          env.launcher.migrationUri(mig.to),
+          { live: true, peerToPeer: true, persistentOnDest: true, undefineSource: true, autoConverge: true },
+          (p) => {
+            const now = env.clock.now();
+            if (now - lastPut >= 300) {
+              lastPut = now;
+              void put({ state: "running", percent: Math.min(99, p.percent) }).catch(() => {});
+            }
           },
-        ],
-      );
-      this.own = undefined;
-      this.lastVm = "absent";
-      await env.kv.leaseRevoke(own.lease).catch(() => {});
-      env.log(ok ? "info" : "warn", { to: mig.to, handedOver: ok }, "ha.migrated");
-    } catch (e) {
-      const msg = (e as Error).message;
-      env.log("warn", { to: mig.to, err: msg }, "ha.migration-failed");
-      await put({ state: "failed", error: msg });
+        );
+      } catch (e) {
+        // libvirt did not move it (the contract: a failed or aborted migration leaves it here).
+        const msg = (e as Error).message;
+        env.log("warn", { to: mig.to, err: msg }, "ha.migration-failed");
+        for (let i = 0; i < 3; i++) {
+          if (
+            await put({ state: "failed", error: msg }).then(
+              () => true,
+              () => false,
+            )
+          )
+            break;
+          await env.clock.sleep(200);
+        }
+        return;
+      }
+      // libvirt says the MN-VM runs on the target: from now on it is never ours to run again.
+      await this.handOver(view, own, mig);
     } finally {
       this.migrating = false;
     }
+  }
+
+  /**
+   * Writes the migration record — only while we own the MN-VM: a late write (a progress report still in
+   * flight, a retry) never overwrites what the hand-over wrote. Rejects when not written.
+   */
+  private async recordMigration(own: Ownership, mig: Migration, m: Partial<Migration>): Promise<void> {
+    const env = this.env;
+    const ok = await env.kv.txn(
+      [this.ownerIsUs(own)],
+      [{ put: { key: KEYS.migration, value: encodeRecord({ ...mig, ...m, atMs: env.clock.wallMs() }) } }],
+    );
+    if (!ok) throw new Error("the MN-VM's ownership changed");
+  }
+
+  /**
+   * After libvirt moved the MN-VM to `mig.to`: ownership moves there (one Txn on the epoch: a new
+   * assignment of kind "migration", the migration done), and this node lets go of it whatever the answer —
+   * a Txn without an answer is tried again while the lease holds; when it cannot be confirmed the lease is
+   * given up, so the controller reassigns it and the new owner fences before starting.
+   */
+  private async handOver(view: ClusterView, own: Ownership, mig: Migration): Promise<void> {
+    const env = this.env;
+    this.lastVm = "absent";
+    const next: Assignment = {
+      node: mig.to,
+      epoch: own.epoch + 1,
+      kind: "migration",
+      reason: `migration from ${env.node}`,
+      previous: env.node,
+      atMs: env.clock.wallMs(),
+    };
+    let handedOver = false;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // false: the epoch or the owner changed — an earlier attempt of ours applied, or the ownership
+        // ended; either way it is no longer ours.
+        handedOver = await env.kv.txn(
+          [
+            { key: KEYS.epoch, target: "modRevision", op: "==", value: view.epochRevision },
+            this.ownerIsUs(own),
+          ],
+          [
+            { delete: { key: KEYS.owner } },
+            { put: { key: KEYS.epoch, value: encodeRecord({ epoch: own.epoch + 1 }) } },
+            { put: { key: KEYS.assignment, value: encodeRecord(next) } },
+            {
+              put: {
+                key: KEYS.migration,
+                value: encodeRecord({ ...mig, state: "done", percent: 100, atMs: env.clock.wallMs() }),
+              },
+            },
+          ],
+        );
+        break;
+      } catch (e) {
+        env.log("debug", { attempt, err: (e as Error).message }, "ha.hand-over-unanswered");
+        if (attempt >= 5 || this.own !== own || !this.holdsLease(own)) break;
+        await env.clock.sleep(200);
+      }
+    }
+    if (this.own === own) this.own = undefined;
+    this.lastVm = "absent";
+    await env.kv.leaseRevoke(own.lease).catch(() => {});
+    env.log(handedOver ? "info" : "warn", { to: mig.to, handedOver }, "ha.migrated");
   }
 
   /** `zsha reset-MNVM-password`: the owner sets the default root password through the guest agent. */

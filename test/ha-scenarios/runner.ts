@@ -92,6 +92,14 @@ function gated<T extends object>(target: T, gate: Gate, methods: readonly string
   });
 }
 
+/** `kv` whose watch callbacks (code of the agent process) run only while the agent is not frozen. */
+function watchGated(kv: HaKv, gate: Gate): HaKv {
+  return {
+    ...kv,
+    watch: (prefix, onChange) => kv.watch(prefix, (c) => void gate.pass().then(() => onChange(c))),
+  };
+}
+
 const KV_METHODS = ["get", "list", "txn", "put", "leaseGrant", "leaseKeepAlive", "leaseRevoke"];
 const HV_METHODS = ["state", "define", "start", "shutdown", "destroy", "undefine", "getXml", "migrate"];
 const IMAGE_METHODS = ["check", "fence", "claim", "renew", "release", "health", "readProbe"];
@@ -188,7 +196,7 @@ export class Scenario {
           await gate.pass();
         },
       },
-      kv: gated(this.kv.forNode(n.name), gate, KV_METHODS),
+      kv: gated(watchGated(this.kv.forNode(n.name), gate), gate, KV_METHODS),
       hypervisor: gated(this.world.host(n.name), gate, HV_METHODS),
       image: gated(n.image, gate, IMAGE_METHODS),
       probes: {

@@ -27,6 +27,10 @@ class Cluster {
   readonly images = new Map<string, SimImageStore>();
   readonly events: string[] = [];
   violations: string[] = [];
+  /** Nodes whose KV Txns get no answer (the request may or may not have applied: here it did not). */
+  readonly txnUnanswered = new Set<string>();
+  /** Called when a live migration from a node returned success (before the agent goes on). */
+  onMigrated: ((node: string) => void) | undefined;
 
   constructor() {
     this.clock.afterEach = () => {
@@ -43,12 +47,30 @@ class Cluster {
       image = new SimImageStore(this.world, IMAGE);
       this.images.set(node, image);
     }
+    const kv = this.kv.forNode(node);
+    const hv = this.world.host(node);
     return {
       node,
       agentVersion: "test",
       clock: this.clock,
-      kv: this.kv.forNode(node),
-      hypervisor: this.world.host(node),
+      kv: {
+        ...kv,
+        txn: (...a) =>
+          this.txnUnanswered.has(node) ? Promise.reject(new Error("deadline exceeded")) : kv.txn(...a),
+      },
+      hypervisor: new Proxy(hv, {
+        get: (t, p) => {
+          if (p !== "migrate") {
+            const v = Reflect.get(t, p, t) as unknown;
+            return typeof v === "function" ? v.bind(t) : v;
+          }
+          return async (...a: Parameters<typeof hv.migrate>) => {
+            const r = await t.migrate(...a);
+            this.onMigrated?.(node);
+            return r;
+          };
+        },
+      }),
       image,
       probes: { qemuRunning: async () => this.world.host(node).isRunning(DOMAIN), peers: () => ({}) },
       launcher: {
@@ -116,6 +138,28 @@ afterEach(async () => {
   await cl?.shutdown();
   cl = undefined;
 });
+
+async function ownerEpoch(c: Cluster): Promise<number> {
+  const e = await c.kv.forNode("operator", 0).get(KEYS.epoch);
+  return (JSON.parse(new TextDecoder().decode(e!.value)) as { epoch: number }).epoch;
+}
+
+function migration(c: Cluster, from: string, to: string, epoch: number, state: string) {
+  const atMs = c.clock.wallMs();
+  return { id: `${epoch}-${atMs}`, from, to, epoch, state, percent: 0, reason: "operator", atMs };
+}
+
+/** `zsha migrate`: the record the Migrate API writes (ha-service.ts), on the current owner epoch. */
+async function requestMigration(c: Cluster, from: string, to: string): Promise<void> {
+  const kv = c.kv.forNode("operator", 0);
+  const e = await kv.get(KEYS.epoch);
+  const epoch = await ownerEpoch(c);
+  const ok = await kv.txn(
+    [{ key: KEYS.epoch, target: "modRevision", op: "==", value: e!.modRevision }],
+    [{ put: { key: KEYS.migration, value: encodeRecord(migration(c, from, to, epoch, "requested")) } }],
+  );
+  expect(ok).toBe(true);
+}
 
 async function started(): Promise<Cluster> {
   cl = new Cluster();
@@ -188,6 +232,64 @@ describe("HA agents (three nodes, virtual clock)", () => {
       kind: "migration",
       reason: "migration from n1",
     });
+    expect(c.violations).toEqual([]);
+  });
+
+  it("a requested migration starts at once and ownership moves as soon as libvirt is done (no waiting for rounds)", async () => {
+    const c = await started();
+    await c.clock.advance(2000);
+    const asked = c.clock.now();
+    await requestMigration(c, "n1", "n2");
+    await c.clock.until(() => c.events.some((e) => e.includes("n2 ha.ownership-taken")), 10_000, 5);
+    // The simulated libvirt takes 2000 ms; the HA adds KV round trips (a few ms each here), not rounds.
+    expect(c.clock.now() - asked).toBeLessThan(2000 + 100);
+    expect(c.runningOn()).toEqual(["n2"]);
+    expect(c.violations).toEqual([]);
+  });
+
+  it("the hand-over Txn after libvirt moved the MN-VM gets no answer: the source lets go instead of restarting it", async () => {
+    const c = await started();
+    c.onMigrated = (node) => c.txnUnanswered.add(node);
+    await requestMigration(c, "n1", "n2");
+    await c.clock.until(() => c.events.some((e) => e.includes("n1 ha.migrated")), 10_000);
+    expect(c.events.find((e) => e.includes("n1 ha.migrated"))).toContain('"handedOver":false');
+    c.txnUnanswered.clear();
+    // n1 let go (it revoked its owner lease) rather than restart it as after a guest shutdown: the
+    // controller reassigns, the new owner fences before starting, and exactly one copy runs.
+    await c.clock.advance(20_000);
+    expect(c.runningOn()).toHaveLength(1);
+    expect(c.events.some((e) => e.includes("n1 ha.restart-after-stop"))).toBe(false);
+    expect(c.violations).toEqual([]);
+  });
+
+  it("an agent restarted after its previous life migrated the MN-VM away (record still running) hands over, never restarts it", async () => {
+    const c = await started();
+    const epoch = await ownerEpoch(c);
+    // The previous agent process wrote the record and started the job, then died; libvirt finishes alone.
+    await c.stopAgent("n1");
+    await c.put(KEYS.migration, migration(c, "n1", "n2", epoch, "running"));
+    const job = c.world
+      .host("n1")
+      .migrate(DOMAIN, "sim://n2", { live: true, persistentOnDest: true, undefineSource: true });
+    await c.settle(job);
+    c.startAgent("n1"); // within the owner lease: it adopts the ownership, and finds no MN-VM here
+    await c.clock.until(() => c.events.some((e) => e.includes("n2 ha.ownership-taken")), 10_000);
+    expect(c.events.some((e) => e.includes("n1 ha.migration-hand-over-resumed"))).toBe(true);
+    expect(c.events.some((e) => e.includes("n1 ha.restart-after-stop"))).toBe(false);
+    await c.clock.advance(5000);
+    expect(c.runningOn()).toEqual(["n2"]);
+    expect(c.violations).toEqual([]);
+  });
+
+  it("a migration record left running while the MN-VM still runs on its owner is marked failed, so HA moves on", async () => {
+    const c = await started();
+    const epoch = await ownerEpoch(c);
+    await c.put(KEYS.migration, migration(c, "n1", "n2", epoch, "running"));
+    await c.clock.until(() => c.events.some((e) => e.includes("n1 ha.migration-abandoned")), 5000);
+    await c.clock.advance(1000);
+    const rec = await c.kv.forNode("operator", 0).get(KEYS.migration);
+    expect(JSON.parse(new TextDecoder().decode(rec!.value))).toMatchObject({ state: "failed" });
+    expect(c.runningOn()).toEqual(["n1"]);
     expect(c.violations).toEqual([]);
   });
 

@@ -4,6 +4,7 @@
 
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { compareToProto, kvEntry, opToProto } from "../../src/agent/ha-kv.js";
+import { watchStore } from "../../src/agent/ha-watch.js";
 import { CommandSchema } from "../../src/gen/zsha/kv/v1/command_pb.js";
 import { RangeRequestSchema } from "../../src/gen/zsha/kv/v1/kv_pb.js";
 import type { HaClock, HaKv, TxnCompare, TxnOp } from "../../src/ha/env.js";
@@ -177,6 +178,17 @@ export class LocalKv {
         }
       },
       isLocalLeader: () => this.leader === node,
+      // Changes reach the node `latencyMs` after they apply; a node cut off gets none (its periodic
+      // rounds find them later, as with a real watch stream that broke).
+      watch: (prefix, onChange) =>
+        watchStore(
+          () => this.store,
+          prefix,
+          (c) =>
+            void this.clock.schedule(latencyMs, () => {
+              if (!this.cutOff.has(node)) onChange(c);
+            }),
+        ),
     };
   }
 }

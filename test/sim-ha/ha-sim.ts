@@ -4,8 +4,10 @@
 //
 // Two schedules:
 //  - "faults": power loss, symmetric and one-way partitions of the owner, the owner's agent frozen while its
-//    VM runs on, libvirtd hung, start failures, a 60 s storm of 500 ms spikes and 30 % loss; then all faults
-//    heal and the MN-VM must run again (one writer) within the failover budget.
+//    VM runs on, libvirtd hung, start failures, a 60 s storm of 500 ms spikes and 30 % loss — and, all along,
+//    live migrations the operator asks for (`zsha migrate`, from a seeded stream of their own so the faults
+//    are the same with or without them); then all faults heal and the MN-VM must run again (one writer)
+//    within the failover budget.
 //  - "storm": only the storm, with the owner reachable throughout: the MN-VM must not move at all.
 // After every event: never two hosts running the MN-VM with write access to its disk, and Raft's safety
 // properties (test/sim/checker.ts).
@@ -14,7 +16,8 @@ import { create } from "@bufbuild/protobuf";
 import { CommandSchema } from "../../src/gen/zsha/kv/v1/command_pb.js";
 import { HaAgent } from "../../src/ha/agent.js";
 import { DEFAULT_TIMING, type HaEnv, type HaLogLevel } from "../../src/ha/env.js";
-import { encodeRecord, KEYS } from "../../src/ha/records.js";
+import { encodeRecord, KEYS, type Migration } from "../../src/ha/records.js";
+import { loadView } from "../../src/ha/view.js";
 import { SimWorld } from "../../src/hypervisor/sim.js";
 import { SimImageStore } from "../../src/image/sim.js";
 import { KvStore } from "../../src/kv/index.js";
@@ -129,6 +132,7 @@ export class HaSim {
     startFailures: 0,
     storms: 0,
     guestCrashes: 0,
+    migrationsRequested: 0,
   };
   /** Set in the storm schedule: the host that must keep the MN-VM. */
   private pinned: string | undefined;
@@ -363,6 +367,7 @@ export class HaSim {
   private async runFaults(): Promise<void> {
     const faultMs = this.opts.faultMs ?? 90_000;
     const end = this.vt.now() + faultMs;
+    this.operatorMigrations(end - 5000);
     const r = this.rng;
     let storming = false;
     while (this.vt.now() < end && !this.failed()) {
@@ -402,6 +407,58 @@ export class HaSim {
     this.trace(
       `liveness: MN-VM runs on ${this.writers()[0]} since ${((since - healedAt) / 1000).toFixed(2)} s after heal`,
     );
+  }
+
+  /**
+   * Until `until`, every 1.5-8 s: `zsha migrate` to a random other reporting node, written as the Migrate API
+   * writes it (ha-service.ts requestMigration) through a random live member, when the MN-VM has an owner and
+   * no migration of its epoch is under way.
+   */
+  private operatorMigrations(until: number): void {
+    const r = new Rng(this.opts.seed * 7919 + 1);
+    const tick = () => {
+      if (this.vt.now() > until || this.failed()) return;
+      const live = this.nodes.filter((n) => n.member.alive);
+      if (live.length > 0) {
+        const n = r.pick(live);
+        const kv = n.member.haKv();
+        const to = r.next();
+        void (async () => {
+          const v = await loadView(kv);
+          const o = v.owner;
+          const m0 = v.migration;
+          if (!o || (m0 && (m0.state === "requested" || m0.state === "running") && m0.epoch === v.epoch))
+            return;
+          const others = [...v.reports.keys()].filter((x) => x !== o.node).sort();
+          const target = others[Math.floor(to * others.length)];
+          if (target === undefined) return;
+          const now = n.member.clock.wallMs();
+          const m: Migration = {
+            id: `${o.epoch}-${now}`,
+            from: o.node,
+            to: target,
+            epoch: o.epoch,
+            state: "requested",
+            percent: 0,
+            reason: "operator",
+            atMs: now,
+          };
+          const ok = await kv.txn(
+            [
+              { key: KEYS.epoch, target: "modRevision", op: "==", value: v.epochRevision },
+              { key: KEYS.owner, target: "createRevision", op: "!=", value: 0n },
+            ],
+            [{ put: { key: KEYS.migration, value: encodeRecord(m) } }],
+          );
+          if (ok) {
+            this.stats.migrationsRequested++;
+            this.trace(`OPERATOR zsha migrate ${target} (from ${o.node}, epoch ${o.epoch}) via ${n.name}`);
+          }
+        })().catch(() => {});
+      }
+      this.vt.sched.after(r.int(1500, 8000), tick);
+    };
+    this.vt.sched.after(r.int(500, 3000), tick);
   }
 
   private owner(): Node | undefined {

@@ -6,6 +6,7 @@
 
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { compareToProto, kvEntry, opToProto } from "../../src/agent/ha-kv.js";
+import { watchStore } from "../../src/agent/ha-watch.js";
 import { type Command, CommandSchema } from "../../src/gen/zsha/kv/v1/command_pb.js";
 import { RangeRequestSchema } from "../../src/gen/zsha/kv/v1/kv_pb.js";
 import type { HaKv, TxnCompare, TxnOp } from "../../src/ha/env.js";
@@ -455,6 +456,18 @@ export class SimMember {
         if (!r.ok && r.error.code !== Code.NOT_FOUND) throw r.error;
       },
       isLocalLeader: () => this.isLeader(),
+      // As a real agent's watch on its own member: changes as this member applies them (none while it is
+      // down or cut off and so applies nothing). A restart starts a new agent with a new watch.
+      watch: (prefix, onChange) => {
+        const life = this.incarnation;
+        return watchStore(
+          () => this.kv,
+          prefix,
+          (c) => {
+            if (this.alive && life === this.incarnation) onChange(c);
+          },
+        );
+      },
     };
   }
 }
