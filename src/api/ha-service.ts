@@ -4,13 +4,14 @@
 
 import { create } from "@bufbuild/protobuf";
 import { compareToProto, kvEntry, opToProto } from "../agent/ha-kv.js";
+import { watchStore } from "../agent/ha-watch.js";
 import { type Config, parseConfig, resolveNic, resolvePerNode } from "../config/index.js";
 import type { NodeName } from "../config/types.js";
 import * as hapb from "../gen/zsha/ha/v1/ha_pb.js";
 import { RangeRequestSchema } from "../gen/zsha/kv/v1/kv_pb.js";
 import { Code, RpcError, type ServiceImpl } from "../grpc/index.js";
 import { ineligible, rankNodes } from "../ha/decide.js";
-import { DEFAULT_TIMING, type HaKv } from "../ha/env.js";
+import { DEFAULT_TIMING, type HaKv, type KvEntry } from "../ha/env.js";
 import {
   configHash,
   decodeRecord,
@@ -25,6 +26,7 @@ import {
 import { type ClusterView, loadView } from "../ha/view.js";
 import { nodeId } from "../raft/index.js";
 import type { Member } from "../server/member.js";
+import type { StorageFacts } from "./storage-facts.js";
 
 const dec = new TextDecoder();
 const enc = new TextEncoder();
@@ -66,30 +68,30 @@ export function memberHaKv(member: Member): HaKv {
     leaseKeepAlive: unsupported,
     leaseRevoke: unsupported,
     isLocalLeader: () => member.isLeader(),
+    watch: (prefix, onChange) => watchStore(() => member.kv, prefix, onChange),
   };
 }
 
-async function storageFacts(probe: StorageProbe | undefined) {
-  if (!probe) return { storageHealth: "", storageDetails: [], hostIo: "" };
-  // Called through a promise so that a probe throwing at once (no config loaded yet on a node that just
-  // started) is a settled failure shown in status, not an error that fails the whole status call.
-  const [h, r] = await Promise.allSettled([
-    within(
-      5000,
-      Promise.resolve().then(() => probe.health()),
-    ),
-    within(
-      5000,
-      Promise.resolve().then(() => probe.readProbe()),
-    ),
-  ]);
+/**
+ * The status fields of the answering node's storage facts: each as last observed in the background, with its
+ * age (StorageFacts); never a Ceph call of its own. No StorageFacts: an agent without HA (not reported).
+ */
+function storageFields(facts: StorageFacts | undefined) {
+  if (!facts)
+    return { storageHealth: "", storageDetails: [], storageAgeMs: -1n, hostIo: "", hostIoAgeMs: -1n };
+  const notYet = "unknown (not observed yet: the first probe is under way)";
+  const h = facts.latestHealth();
+  const r = facts.latestRead();
   return {
-    storageHealth: h.status === "fulfilled" ? h.value.status : `unknown (${(h.reason as Error).message})`,
-    storageDetails: h.status === "fulfilled" ? [...h.value.summary, ...h.value.checks] : [],
-    hostIo:
-      r.status === "fulfilled"
+    storageHealth: !h ? notYet : h.ok ? h.value.status : `unknown (${h.error})`,
+    storageDetails: h?.ok ? [...h.value.summary, ...h.value.checks] : [],
+    storageAgeMs: h ? BigInt(Math.round(h.ageMs)) : -1n,
+    hostIo: !r
+      ? notYet
+      : r.ok
         ? `read ${r.value.bytes} bytes of ${r.value.target} in ${r.value.latencyMs.toFixed(1)} ms`
-        : `FAILED: ${(r.reason as Error).message}`,
+        : `FAILED: ${r.error}`,
+    hostIoAgeMs: r ? BigInt(Math.round(r.ageMs)) : -1n,
   };
 }
 
@@ -113,6 +115,18 @@ async function context(kv: HaKv): Promise<Ctx> {
     if (ip && name) ips.set(name, ip);
   }
   return { view, config, ips };
+}
+
+/** Every HA key: what loadView reads, the start history included. */
+const HA_PREFIX = "/zsha/";
+
+/** `kv` with its reads answered from `entries`, one read of HA_PREFIX already made (keys sorted). */
+function readFrom(kv: HaKv, entries: readonly KvEntry[]): HaKv {
+  return {
+    ...kv,
+    get: async (key) => entries.find((e) => e.key === key),
+    list: async (prefix) => entries.filter((e) => e.key.startsWith(prefix)),
+  };
 }
 
 /** A node named by name or IP; NOT_FOUND naming the members otherwise. */
@@ -173,26 +187,6 @@ async function requestMigration(
   return m;
 }
 
-/** The answering node's view of the shared storage, once its HA agent has one (see serve.ts). */
-export interface StorageProbe {
-  health(): Promise<{ status: string; checks: readonly string[]; summary: readonly string[] }>;
-  readProbe(): Promise<{ bytes: number; latencyMs: number; target: string }>;
-}
-
-async function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>(
-        (_, reject) => (t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)),
-      ),
-    ]);
-  } finally {
-    clearTimeout(t);
-  }
-}
-
 function networkIps(ctx: Ctx): { managementIp: string; publicIp: string } {
   const c = ctx.config;
   if (!c) return { managementIp: "", publicIp: "" };
@@ -209,13 +203,18 @@ function networkIps(ctx: Ctx): { managementIp: string; publicIp: string } {
 
 export function haService(
   member: Member,
-  storage: () => StorageProbe | undefined = () => undefined,
+  storage: () => StorageFacts | undefined = () => undefined,
 ): ServiceImpl<typeof hapb.HaService.method> {
   const kv = memberHaKv(member);
   const domain = (ctx: Ctx) => ctx.config?.DomainName ?? "zsha-mnvm";
   return {
     async getStatus(req) {
-      const ctx = await context(kv);
+      // One linearizable read for the whole answer, the view and the start history alike. Each read is a
+      // ReadIndex round, one in flight per member (a reader arriving meanwhile waits for the next): with
+      // the agents' own reads and writes under way, the second round that the history used to take cost
+      // 20–80 ms on loopback, most of this handler's time.
+      const all = await kv.list(HA_PREFIX);
+      const ctx = await context(readFrom(kv, all));
       const v = ctx.view;
       const now = Date.now();
       const names = new Set([...ctx.ips.keys(), ...v.reports.keys()]);
@@ -236,9 +235,9 @@ export function haService(
         });
       });
       const limit = req.history > 0 ? req.history : 5;
-      const records = (await kv.list(KEYS.historyPrefix)).map((e) =>
-        decodeRecord(HistorySchema, e.key, e.value),
-      );
+      const records = all
+        .filter((e) => e.key.startsWith(KEYS.historyPrefix))
+        .map((e) => decodeRecord(HistorySchema, e.key, e.value));
       const lastStart = records.at(-1);
       const history = records.slice(-limit).map((h) => ({
         atMs: BigInt(h.atMs),
@@ -273,7 +272,7 @@ export function haService(
         domainName: domain(ctx),
         ...networkIps(ctx),
         restartPending: restartPending(v, lastStart),
-        ...(await storageFacts(storage())),
+        ...storageFields(storage()),
       };
     },
 
@@ -317,36 +316,66 @@ export function haService(
           Code.FAILED_PRECONDITION,
           `migrate: a migration ${v.migration!.from} -> ${v.migration!.to} is already in progress`,
         );
-      const m = await requestMigration(kv, ctx, to, "operator", Date.now());
-      yield { from: m.from, to: m.to, state: m.state, percent: 0 };
-      let last = "";
-      const deadline = performance.now() + 15 * 60_000;
-      while (performance.now() < deadline && !call.signal.aborted) {
-        await new Promise((r) => setTimeout(r, 300));
-        const e = await kv.get(KEYS.migration);
-        if (!e) continue;
-        const cur = JSON.parse(dec.decode(e.value)) as Migration;
-        if (cur.id !== m.id) throw new RpcError(Code.ABORTED, "migrate: another migration replaced this one");
-        const key = `${cur.state}/${cur.percent}`;
-        if (key !== last) {
-          last = key;
-          yield {
-            from: cur.from,
-            to: cur.to,
-            state: cur.state,
-            percent: cur.percent,
-            error: cur.error ?? "",
-          };
+      // The migration record is read again as soon as this member applies a change of it (a watch on the
+      // local store: progress, then the hand-over that says done), and at least every second.
+      let changed = false;
+      let wake: (() => void) | undefined;
+      const poke = () => {
+        changed = true;
+        wake?.();
+      };
+      const unwatch = kv.watch(KEYS.migration, (c) => {
+        if (c === undefined || c.key === KEYS.migration) poke();
+      });
+      call.signal.addEventListener("abort", poke);
+      try {
+        const m = await requestMigration(kv, ctx, to, "operator", Date.now());
+        yield { from: m.from, to: m.to, state: m.state, percent: 0 };
+        let last = `${m.state}/${m.percent}`;
+        const deadline = performance.now() + 15 * 60_000;
+        while (performance.now() < deadline && !call.signal.aborted) {
+          if (!changed) {
+            let t: NodeJS.Timeout | undefined;
+            await new Promise<void>((r) => {
+              wake = r;
+              t = setTimeout(r, 1000);
+            });
+            clearTimeout(t);
+            wake = undefined;
+          }
+          changed = false;
+          const e = await kv.get(KEYS.migration);
+          if (!e) continue;
+          const cur = JSON.parse(dec.decode(e.value)) as Migration;
+          if (cur.id !== m.id)
+            throw new RpcError(Code.ABORTED, "migrate: another migration replaced this one");
+          const key = `${cur.state}/${cur.percent}`;
+          if (key !== last) {
+            last = key;
+            yield {
+              from: cur.from,
+              to: cur.to,
+              state: cur.state,
+              percent: cur.percent,
+              error: cur.error ?? "",
+            };
+          }
+          if (cur.state === "done") return;
+          if (cur.state === "failed") {
+            throw new RpcError(
+              Code.ABORTED,
+              `migrate: the migration failed and the MN-VM keeps running on ${cur.from}: ${cur.error ?? "unknown error"}`,
+            );
+          }
         }
-        if (cur.state === "done") return;
-        if (cur.state === "failed") {
-          throw new RpcError(
-            Code.ABORTED,
-            `migrate: the migration failed and the MN-VM keeps running on ${cur.from}: ${cur.error ?? "unknown error"}`,
-          );
-        }
+        throw new RpcError(
+          Code.DEADLINE_EXCEEDED,
+          "migrate: no result within 15 minutes; look at zsha status",
+        );
+      } finally {
+        unwatch();
+        call.signal.removeEventListener("abort", poke);
       }
-      throw new RpcError(Code.DEADLINE_EXCEEDED, "migrate: no result within 15 minutes; look at zsha status");
     },
 
     async setMaintenance(req) {

@@ -14,13 +14,17 @@ import type { MemberOptions } from "../server/options.js";
 import { serverCredentials } from "../transport/index.js";
 import { clusterService } from "./cluster-service.js";
 import { LeaderForwarder } from "./forward.js";
-import { haService, type StorageProbe } from "./ha-service.js";
+import { haService } from "./ha-service.js";
 import { kvService, leaseService, watchService } from "./kv-service.js";
 import { LeaseDatagramServer } from "./lease-datagrams.js";
+import { StorageFacts, type StorageProbe } from "./storage-facts.js";
 
 export interface RunningMember {
   readonly member: Member;
-  /** The HA agent hands its image store over, so that status can report storage health and host I/O. */
+  /**
+   * The HA agent hands its image store over, so that status can report storage health and host I/O: they
+   * are observed in the background from then on (StorageFacts), never per status request.
+   */
   setStorage(probe: StorageProbe): void;
   /** Hands the cluster's lease-renewal key to the datagram endpoint (src/client/lease-datagrams.ts). */
   setLeaseRenewalKey(key: Uint8Array): void;
@@ -42,7 +46,7 @@ function addApi(
   server: grpc.Server,
   member: Member,
   fwd: LeaderForwarder,
-  storage: () => StorageProbe | undefined,
+  storage: () => StorageFacts | undefined,
 ): void {
   const onUnexpectedError = (err: unknown, method: string) =>
     member.log.error({ err: (err as Error).message, method }, "api.unexpected-error");
@@ -57,8 +61,8 @@ function addApi(
 export async function runMember(opts: MemberOptions): Promise<RunningMember> {
   const member = await Member.start(opts);
   const fwd = new LeaderForwarder(member);
-  let probe: StorageProbe | undefined;
-  const storage = () => probe;
+  let facts: StorageFacts | undefined;
+  const storage = () => facts;
   const grpcOpts: grpc.ServerOptions = {
     "grpc.max_receive_message_length": 8 << 20,
     "grpc.max_send_message_length": 64 << 20,
@@ -96,7 +100,8 @@ export async function runMember(opts: MemberOptions): Promise<RunningMember> {
   return {
     member,
     setStorage(p) {
-      probe = p;
+      void facts?.stop();
+      facts = StorageFacts.start(p);
     },
     setLeaseRenewalKey(key) {
       datagrams?.setKey(key);
@@ -104,6 +109,7 @@ export async function runMember(opts: MemberOptions): Promise<RunningMember> {
     peerAddress,
     ...(clientAddress ? { clientAddress } : {}),
     async stop() {
+      await facts?.stop();
       await member.stop();
       await datagrams?.close();
       fwd.close();

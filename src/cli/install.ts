@@ -1,11 +1,10 @@
-// `zsha install` and `zsha uninstall`: argument parsing only; the work is in src/install.
+// `zsha install` and `zsha uninstall`: argument parsing only; the work is in src/install, loaded when the
+// command runs (see the top of main.ts: only types are imported at start-up).
 import type { Command } from "commander";
 import type { KvClient } from "../client/kv-client.js";
-import { text } from "../client/kv-client.js";
 import type { Config } from "../config/index.js";
 import type { HaService } from "../gen/zsha/ha/v1/ha_pb.js";
 import type { Client } from "../grpc/index.js";
-import { KEYS } from "../ha/records.js";
 import type { Io } from "./main.js";
 
 type Api = { kv: KvClient; ha: Client<typeof HaService.method> };
@@ -63,8 +62,9 @@ export function addInstallCommands(
         return out;
       };
       const config: Config | undefined = await withAgent(async ({ kv }) => {
+        const { KEYS } = await import("../ha/records.js");
         const v = await kv.getValue(KEYS.config);
-        return v ? (JSON.parse(text(v.value)) as Config) : undefined;
+        return v ? (JSON.parse(new TextDecoder().decode(v.value)) as Config) : undefined;
       });
       setCode(
         await runUninstall({

@@ -1,19 +1,17 @@
 // `zsha`: the operator's command line. Thin: parse arguments (commander), call the local agent's API over
 // its unix socket (or --endpoint), render text or --json. Errors are one sentence on stderr, exit code 1
 // (2 for usage errors), and nothing changes in the cluster.
+//
+// A command loads what it needs when it runs (`await import`), never at start-up: `zsha status` has to
+// answer within 300 ms, and loading every command's modules (zod and the config rules, the HA records, the
+// gRPC stack for commands that do not talk to the agent) cost it ~100 ms before its first byte was sent.
+// Only types and commander are imported here; the agent's API is in ./api.ts.
 
 import { readFileSync, writeFileSync } from "node:fs";
-import * as grpc from "@grpc/grpc-js";
-import { Command, CommanderError } from "commander";
-import { KvClient, text } from "../client/kv-client.js";
-import { checkConfigText, formatCheck, sampleConfigText } from "../config/index.js";
-import { HaService } from "../gen/zsha/ha/v1/ha_pb.js";
-import { type Client, createClient, RpcError } from "../grpc/index.js";
-import { KEYS } from "../ha/records.js";
-import { buildInfo } from "../install/build-info.js";
+import { Command, CommanderError, Option } from "commander";
+import type { Api } from "./api.js";
 import { addInstallCommands } from "./install.js";
 import { addMemberCommands } from "./member.js";
-import { renderStatus, statusJson } from "./status.js";
 
 export const DEFAULT_SOCKET = "/run/zsha/zsha.sock";
 
@@ -37,30 +35,16 @@ function endpoint(opts: { endpoint?: string }): string {
   return opts.endpoint ?? process.env.ZSHA_ENDPOINT ?? `unix:${process.env.ZSHA_SOCKET ?? DEFAULT_SOCKET}`;
 }
 
-function clients(ep: string): { kv: KvClient; ha: Client<typeof HaService.method>; close(): void } {
-  const kv = new KvClient({ endpoints: [ep], deadlineMs: 10_000 });
-  const ha = createClient(HaService, ep, grpc.credentials.createInsecure());
-  return {
-    kv,
-    ha,
-    close() {
-      kv.close();
-      ha.close();
-    },
-  };
+const dec = new TextDecoder();
+
+/** A stored value as text (the config is stored as JSON). */
+function text(b: Uint8Array): string {
+  return dec.decode(b);
 }
 
-/** Turns a failed call into one sentence saying what is wrong and what to do. */
-function explain(e: unknown, ep: string): CliError {
-  if (e instanceof RpcError) {
-    if (e.code === grpc.status.UNAVAILABLE && /connect|No connection|ECONNREFUSED|ENOENT/i.test(e.message)) {
-      return new CliError(
-        `no zsha agent answers at ${ep}: is the agent running on this node (systemctl status zsha)?`,
-      );
-    }
-    return new CliError(e.message);
-  }
-  return new CliError((e as Error).message);
+/** The agent's KV store key of the cluster config (KEYS.config of src/ha/records.ts, loaded with zod). */
+async function configKey(): Promise<string> {
+  return (await import("../ha/records.js")).KEYS.config;
 }
 
 /** A config file's text, or one sentence saying why it cannot be read. */
@@ -72,10 +56,10 @@ function readConfigFile(file: string): string {
   }
 }
 
-function version(): string {
+async function version(): Promise<string> {
   // BUILD.json in an installed package; git in a checkout. Never fatal: -v must always answer.
   try {
-    const b = buildInfo();
+    const b = (await import("../install/build-info.js")).buildInfo();
     const commit = `${b.commit.slice(0, 12)}${b.dirty ? "+changes" : ""}`;
     return `zsha ${b.version} (built ${b.buildDate}, commit ${commit}, node ${b.node})`;
   } catch (e) {
@@ -88,19 +72,27 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     .description("HA for the management VM (MN-VM) of a KVM + Ceph cluster")
     .option("--endpoint <address>", `agent API address (default unix:${DEFAULT_SOCKET}, or $ZSHA_ENDPOINT)`)
     .helpOption("-h, --help", "show every command")
-    .version(version(), "-v, --version", "show version, build date and commit")
+    // Not commander's .version(): that wants the text up front, which in a checkout asks git twice.
+    .addOption(new Option("-v, --version", "show version, build date and commit"))
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
     .showSuggestionAfterError(true);
 
   let code = 0;
-  const withApi = async (f: (c: ReturnType<typeof clients>) => Promise<void>) => {
+  let versionAsked = false;
+  program.on("option:version", () => {
+    versionAsked = true;
+    // Stops parsing here, as commander's own version option does; the text is printed below.
+    throw new CommanderError(0, "commander.version", "");
+  });
+  const withApi = async (f: (c: Api) => Promise<void>) => {
     const ep = endpoint(program.opts());
+    const { clients, explain } = await import("./api.js");
     const c = clients(ep);
     try {
       await f(c);
     } catch (e) {
-      throw e instanceof CliError ? e : explain(e, ep);
+      throw e instanceof CliError ? e : new CliError(explain(e, ep));
     } finally {
       c.close();
     }
@@ -112,6 +104,7 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     .option("--json", "the same content as JSON (stable shape)")
     .action(async (o: { json?: boolean }) =>
       withApi(async ({ kv, ha }) => {
+        const { renderStatus, statusJson } = await import("./status.js");
         const [st, members] = await Promise.all([ha.getStatus({ history: 5 }), kv.memberList()]);
         if (o.json) io.out(JSON.stringify(statusJson(st, members), null, 2));
         else for (const l of renderStatus(st, members)) io.out(l);
@@ -124,10 +117,11 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     .option("--json", "as JSON")
     .action(async (o: { json?: boolean }) =>
       withApi(async ({ kv, ha }) => {
+        const { renderStatus, statusJson } = await import("./status.js");
         const [st, members, cfg] = await Promise.all([
           ha.getStatus({ history: 5 }),
           kv.memberList(),
-          kv.getValue(KEYS.config),
+          kv.getValue(await configKey()),
         ]);
         const config = cfg ? JSON.parse(text(cfg.value)) : null;
         if (o.json) io.out(JSON.stringify({ ...statusJson(st, members), config }, null, 2));
@@ -145,6 +139,7 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     .argument("<file>", "config file (JSON)")
     .action(async (file: string) => {
       const t = readConfigFile(file);
+      const { checkConfigText, formatCheck } = await import("../config/index.js");
       const r = checkConfigText(t);
       io.out(formatCheck(r));
       if (!r.ok) code = 1;
@@ -158,6 +153,7 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
       if (type !== "CephConf" && type !== "FileConf")
         throw new CliError(`config-sample: type must be CephConf or FileConf, not '${type}'`);
       const path = `/tmp/sample.${type}.config.json`;
+      const { sampleConfigText } = await import("../config/index.js");
       writeFileSync(path, sampleConfigText(type));
       io.out(path);
     });
@@ -168,7 +164,7 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     .option("-o, --output <file>", "write it here instead", "/tmp/current.config.json")
     .action(async (o: { output: string }) =>
       withApi(async ({ kv }) => {
-        const cfg = await kv.getValue(KEYS.config);
+        const cfg = await kv.getValue(await configKey());
         if (!cfg)
           throw new CliError("the cluster has no config stored yet: import one with zsha import-config FILE");
         writeFileSync(o.output, `${JSON.stringify(JSON.parse(text(cfg.value)), null, 2)}\n`);
@@ -184,13 +180,14 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     .argument("<file>", "config file (JSON)")
     .action(async (file: string) => {
       const t = readConfigFile(file);
+      const { checkConfigText, formatCheck } = await import("../config/index.js");
       const r = checkConfigText(t);
       if (!r.ok) {
         for (const l of formatCheck(r).split("\n")) io.err(l);
         throw new CliError(`import-config: ${file} is not valid; nothing was changed`);
       }
       await withApi(async ({ kv }) => {
-        await kv.put(KEYS.config, JSON.stringify(r.config));
+        await kv.put(await configKey(), JSON.stringify(r.config));
         io.out(
           "config imported; MN-VM settings apply at its next start (zsha status shows a pending restart)",
         );
@@ -306,10 +303,11 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     .action(async (o: { output: string; logDir: string }) =>
       withApi(async ({ kv, ha }) => {
         const { collect } = await import("./collect-log.js");
+        const { renderStatus, statusJson } = await import("./status.js");
         const [st, members, cfg] = await Promise.all([
           ha.getStatus({ history: 50 }),
           kv.memberList(),
-          kv.getValue(KEYS.config),
+          kv.getValue(await configKey()),
         ]);
         const r = collect({
           logDir: o.logDir,
@@ -345,6 +343,10 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     await program.parseAsync(argv, { from: "user" });
     return code;
   } catch (e) {
+    if (versionAsked) {
+      io.out(await version());
+      return 0;
+    }
     if (e instanceof CommanderError) {
       // Help and version exit 0; usage errors (already printed by commander) exit 2.
       return e.exitCode === 0 ? 0 : 2;

@@ -6,6 +6,11 @@ import type { GetStatusResponse, NodeStatus } from "../gen/zsha/ha/v1/ha_pb.js";
 
 /** A report older than this is stale: its facts are shown with their age and marked. */
 const STALE_MS = 3000n;
+/**
+ * The answering node observes its storage every few seconds (src/api/storage-facts.ts), a slow probe up to
+ * its tool's own timeout: an observation older than this means its probes are stuck.
+ */
+const STORAGE_STALE_MS = 30_000n;
 
 function age(ms: bigint): string {
   if (ms < 0n) return "never";
@@ -18,6 +23,12 @@ function when(atMs: bigint): string {
     .toISOString()
     .replace("T", " ")
     .replace(/\.\d+Z$/, " UTC");
+}
+
+/** " (2.1s ago)" after a storage fact; nothing when there is no observation to date. */
+function observed(ageMs: bigint): string {
+  if (ageMs < 0n) return "";
+  return ageMs > STORAGE_STALE_MS ? ` STALE (${age(ageMs)})` : ` (${age(ageMs)})`;
 }
 
 function nodeLine(n: NodeStatus): string {
@@ -69,10 +80,10 @@ export function renderStatus(st: GetStatusResponse, members: MemberListResponse)
   out.push(">>>Public Network IP");
   out.push(st.publicIp || st.managementIp || "(unknown)");
   out.push(">>>Ceph Status");
-  out.push(st.storageHealth || "(not reported)");
+  out.push(st.storageHealth ? `${st.storageHealth}${observed(st.storageAgeMs)}` : "(not reported)");
   for (const l of st.storageDetails) out.push(`  ${l}`);
   out.push(">>>Checking Host I/O");
-  out.push(st.hostIo || "(not checked)");
+  out.push(st.hostIo ? `${st.hostIo}${observed(st.hostIoAgeMs)}` : "(not checked)");
   return out;
 }
 
@@ -127,8 +138,13 @@ export function statusJson(st: GetStatusResponse, members: MemberListResponse) {
     term: Number(members.term),
     managementIp: st.managementIp || null,
     publicIp: st.publicIp || null,
-    storage: { health: st.storageHealth || null, details: st.storageDetails },
+    storage: {
+      health: st.storageHealth || null,
+      details: st.storageDetails,
+      ageMs: st.storageHealth && st.storageAgeMs >= 0n ? Number(st.storageAgeMs) : null,
+    },
     hostIo: st.hostIo || null,
+    hostIoAgeMs: st.hostIo && st.hostIoAgeMs >= 0n ? Number(st.hostIoAgeMs) : null,
     answeredBy: st.answeredBy,
   };
 }

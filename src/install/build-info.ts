@@ -74,21 +74,23 @@ export type SelfLocation =
   | { readonly kind: "installed"; readonly prefix: string };
 
 /**
- * Told from this module's own place: `<root>/src/install/` in a checkout, `<prefix>/app/dist/src/install/`
- * in a package (the layout of package.ts). `here` is for tests only.
+ * Told from this module's own place: `<root>/src/install/` in a checkout; in a package (the layout of
+ * package.ts) `<prefix>/app/dist/src/install/` (tsc's output, which the agent runs) or `<prefix>/app/dist/cmd/`
+ * (the bundled CLI: its entry and chunks). `here` is for tests only.
  */
 export function selfLocation(here: string = import.meta.dirname): SelfLocation {
   const root = dirname(dirname(here));
   if (existsSync(join(root, "tsconfig.build.json")) && existsSync(join(root, "src", "install"))) {
     return { kind: "source", root };
   }
-  const app = dirname(root);
-  const prefix = dirname(app);
-  if (existsSync(join(app, BUILD_INFO_FILE)) && existsSync(join(prefix, "bin", "node"))) {
-    return { kind: "installed", prefix };
+  for (const app of [dirname(root), root]) {
+    const prefix = dirname(app);
+    if (existsSync(join(app, BUILD_INFO_FILE)) && existsSync(join(prefix, "bin", "node"))) {
+      return { kind: "installed", prefix };
+    }
   }
   throw new Error(
-    `cannot tell where zsha runs from: ${here} is neither <checkout>/src/install nor <prefix>/app/dist/src/install`,
+    `cannot tell where zsha runs from: ${here} is neither <checkout>/src/install nor <prefix>/app/dist/src/install nor <prefix>/app/dist/cmd`,
   );
 }
 

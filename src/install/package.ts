@@ -9,7 +9,8 @@
  *   bin/zsha                   POSIX sh wrapper: runs app/dist/cmd/zsha.js with bin/node, from any prefix
  *   app/package.json           name, version, "type": "module"
  *   app/BUILD.json             version, commit, dirty, buildDate, node (src/install/build-info.ts)
- *   app/dist/{src,cmd}/…       tsc output of tsconfig.build.json (src, cmd/zsha.ts, cmd/agent.ts)
+ *   app/dist/{src,cmd}/…       tsc output of tsconfig.build.json (src, cmd/agent.ts), which the agent runs
+ *   app/dist/cmd/zsha.js       the CLI bundled by esbuild, with its chunks app/dist/cmd/zsha-*.js (bundleCli)
  *   app/node_modules/…         the production dependency closure, real directories, same nesting as the
  *                              checkout's; @zsha/libvirt as package.json + dist/*.js + build/Release/*.node
  *   app/deploy/…               the checkout's deploy/ (systemd unit, bash completion, sample configs)
@@ -133,6 +134,9 @@ async function packageCheckout(root: string, outDir: string, log: Log): Promise<
     let t = Date.now();
     await compile(root, compiled);
     log(`package: compiled src and cmd with tsc (${Date.now() - t} ms)`);
+    t = Date.now();
+    const files = await bundleCli(root, compiled);
+    log(`package: bundled the CLI with esbuild into ${files} files (${Date.now() - t} ms)`);
     await mkdir(join(app, "dist"), { recursive: true });
     await rename(join(compiled, "src"), join(app, "dist", "src"));
     await rename(join(compiled, "cmd"), join(app, "dist", "cmd"));
@@ -228,6 +232,68 @@ async function compile(root: string, outDir: string): Promise<void> {
     all: true,
   });
   if (r.exitCode !== 0) throw new Error(`tsc -p tsconfig.build.json failed:\n${r.all ?? ""}`.trimEnd());
+}
+
+/** The import of the agent in cmd/zsha.ts: tsc's cmd/agent.js next to the bundle, not bundled. */
+const AGENT_IMPORT = "./agent.js";
+
+/**
+ * Replaces tsc's cmd/zsha.js in `compiled` by the CLI bundled with esbuild: an entry and one chunk per lazily
+ * loaded part (each command's `await import` is a split point), so `zsha status` reads a handful of files
+ * instead of finding and reading some 300 modules of ours, grpc-js, protobuf-es and zod: that cost a fresh
+ * process ~100 ms, a third of the 300 ms `zsha status` may take. Bundled from tsc's output, so the CLI
+ * runs the very JS the type checker passed. Left out of the bundle: ssh2 (a native addon, loaded from
+ * node_modules by `zsha install` as before) and the agent (`zsha agent` imports tsc's cmd/agent.js, next
+ * to the bundle). No source map: with `--enable-source-maps` (bin/zsha) node reads and parses every map
+ * of what it loads, which cost the bundle ~50 ms at start-up; the bundle is readable JS (not minified).
+ * Returns how many files it wrote.
+ */
+async function bundleCli(root: string, compiled: string): Promise<number> {
+  let esbuild: typeof import("esbuild");
+  try {
+    esbuild = createRequire(join(root, "package.json"))("esbuild") as typeof import("esbuild");
+  } catch {
+    throw new Error(`cannot build the package: esbuild is not installed in ${root} (run npm install)`);
+  }
+  const cmd = join(compiled, "cmd");
+  const entry = join(cmd, "zsha.js");
+  const r = await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    splitting: true,
+    platform: "node",
+    format: "esm",
+    target: `node${process.versions.node}`,
+    // The checkout's packages, though `compiled` is outside it (a staging folder of outDir).
+    nodePaths: [join(root, "node_modules")],
+    external: ["ssh2"],
+    plugins: [
+      {
+        name: "agent-unbundled",
+        setup(b) {
+          b.onResolve({ filter: /^\.\/agent\.js$/ }, (a) =>
+            a.importer === entry ? { path: AGENT_IMPORT, external: true } : undefined,
+          );
+        },
+      },
+    ],
+    // The CommonJS packages bundled (grpc-js) require node's builtins: an ESM bundle has no `require`.
+    banner: {
+      js: 'import { createRequire as __zshaRequire } from "node:module"; const require = __zshaRequire(import.meta.url);',
+    },
+    entryNames: "[name]",
+    chunkNames: "zsha-[name]-[hash]",
+    write: false,
+    outdir: cmd,
+    logLevel: "silent",
+  });
+  // Warnings are real problems here (an import esbuild could not resolve is a CLI command that fails).
+  if (r.warnings.length > 0) {
+    throw new Error(`esbuild warned: ${r.warnings.map((w) => w.text).join("; ")}`);
+  }
+  await rm(join(cmd, "zsha.js.map"), { force: true });
+  for (const f of r.outputFiles) await writeFile(f.path, f.contents);
+  return r.outputFiles.length;
 }
 
 /** A package of the closure: where it is in the checkout (symlinks kept) and where it goes in app/. */

@@ -91,8 +91,26 @@ describe("zsha CLI", () => {
       ["n3", true],
     ]);
     expect(s.members).toHaveLength(3);
-    expect(s.storage.health).toBe("OK");
-    expect(s.hostIo).toMatch(/^read \d+ bytes of .* in [\d.]+ ms$/);
+    // Storage facts are observed in the background (every few seconds), each shown with its age; the
+    // agent may have started probing before its config was loaded.
+    const storage = await until(
+      "the storage observed by n2",
+      async () => {
+        const j = JSON.parse((await zsha("status", "--json")).out.join("\n"));
+        return j.storage.health === "OK" && j.hostIo?.startsWith("read") ? j : undefined;
+      },
+      15_000,
+      200,
+    );
+    expect(storage.storage.ageMs).toBeGreaterThanOrEqual(0);
+    expect(storage.storage.ageMs).toBeLessThan(15_000);
+    expect(storage.hostIo).toMatch(/^read \d+ bytes of .* in [\d.]+ ms$/);
+    expect(storage.hostIoAgeMs).toBeGreaterThanOrEqual(0);
+    const text = (await zsha("status")).out;
+    expect(text[text.indexOf(">>>Ceph Status") + 1]).toMatch(/^OK \(\d+\.\ds ago\)$/);
+    expect(text[text.indexOf(">>>Checking Host I/O") + 1]).toMatch(
+      /^read \d+ bytes of .* ms \(\d+\.\ds ago\)$/,
+    );
   });
 
   it("check-config, config-sample, export-config and import-config", async () => {

@@ -101,6 +101,17 @@ describe("zsha package", () => {
     expect(tree.get("bin/zsha")).toMatch(/^file 755 /);
     expect(tree.has("app/dist/cmd/zsha.js")).toBe(true);
     expect(tree.has("app/dist/cmd/agent.js")).toBe(true);
+    // The CLI is bundled (entry and chunks): it imports no package from node_modules but ssh2 (for zsha
+    // install), and the agent as tsc compiled it.
+    const cli = [...tree.keys()].filter((k) => /^app\/dist\/cmd\/zsha(-[\w-]+)?\.js$/.test(k));
+    expect(cli.length).toBeGreaterThan(3);
+    const imported = new Set<string>();
+    for (const k of cli) {
+      const js = await readFile(join(prefix, k), "utf8");
+      for (const m of js.matchAll(/(?:\bfrom|\bimport\(?)\s*"([\w@./:-]+)"/g)) imported.add(m[1]!);
+    }
+    const packages = [...imported].filter((i) => !i.startsWith("node:") && !i.startsWith("./zsha-"));
+    expect(packages.sort()).toEqual(["./agent.js", "ssh2"]);
     expect(tree.has("app/deploy/samples/CephConf.config.json")).toBe(true);
     expect(tree.has("app/deploy/zsha.bash-completion")).toBe(true);
     // Only bin/ and app/ at the top; no tests, benches or dev tools compiled in.
