@@ -701,7 +701,7 @@ function printTable(r: Record<string, unknown>): void {
       `ratio p50 ${st.ratio.p50VsVirshList}x virsh list, ${st.ratio.p50VsNodeStart}x node -e 0`,
     );
     line("  zsha -v (start-up, no RPC)", st.summary.zshaVersion, "");
-    line("  ceph status (CLI, part of the RPC)", st.summary.cephStatus, "");
+    line("  ceph status (CLI; the agent runs it in the background)", st.summary.cephStatus, "");
     line("  peer: virsh list", st.summary.virshList, "");
     line("  peer: node -e 0", st.summary.nodeStart, "");
   }
