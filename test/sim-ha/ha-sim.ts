@@ -199,6 +199,7 @@ export class HaSim {
     return {
       sendRaft: (from: NodeId, m: Message) => this.net.send(from, m.to, { kind: "raft", m }),
       sendRpc: (from: string, to: string, msg: KeepAliveRpc) => this.sendRpc(from, to, msg),
+      sendDatagram: (from: string, to: string, msg: KeepAliveRpc) => this.sendDatagram(from, to, msg),
       onReady: (m: SimMember, rd: Parameters<Checker["onReady"]>[1]) =>
         this.checker.onReady(m as unknown as SimRaftNode, rd),
       onApplied: (m: SimMember, e: Parameters<Checker["onApplied"]>[1]) =>
@@ -222,6 +223,18 @@ export class HaSim {
     const f = this.net.faults;
     let delay = this.rng.real(f.minDelay, f.maxDelay);
     for (let rto = RTO_MS; this.rng.chance(f.loss); rto *= 2) delay += rto;
+    if (this.rng.chance(f.spike)) delay += this.rng.real(0, f.spikeDelay);
+    this.vt.sched.after(delay, () => {
+      if (!this.net.isBlocked(from, to)) this.deliver(to, { kind: "rpc", from, msg });
+    });
+  }
+
+  /** Renewal datagrams: lost outright with the loss rate (no retransmission), delayed like any packet. */
+  private sendDatagram(from: string, to: string, msg: KeepAliveRpc): void {
+    if (this.net.isBlocked(from, to)) return;
+    const f = this.net.faults;
+    if (this.rng.chance(f.loss)) return;
+    let delay = this.rng.real(f.minDelay, f.maxDelay);
     if (this.rng.chance(f.spike)) delay += this.rng.real(0, f.spikeDelay);
     this.vt.sched.after(delay, () => {
       if (!this.net.isBlocked(from, to)) this.deliver(to, { kind: "rpc", from, msg });

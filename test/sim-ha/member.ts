@@ -31,13 +31,26 @@ import type { NodeClock, VirtualTime } from "./virtual-time.js";
 export type CommandInit = MessageInitShape<typeof CommandSchema>["op"];
 
 /** A keep-alive forwarded to the leader (the KV client's LeaseKeepAlive stream), and its answer. */
+/**
+ * Keep-alives between members: over the stream to the leader, or (`dgram`) as the product's renewal
+ * datagrams (src/client/lease-datagrams.ts): sent to every member, re-sent until answered, relayed by a
+ * follower to its leader, answered only when there is an answer.
+ */
 export type KeepAliveRpc =
-  | { readonly kind: "ka"; readonly from: string; readonly rid: number; readonly lease: bigint }
+  | {
+      readonly kind: "ka";
+      readonly from: string;
+      readonly rid: number;
+      readonly lease: bigint;
+      readonly dgram?: boolean;
+    }
   | { readonly kind: "ka-resp"; readonly rid: number; readonly ttl?: number; readonly err?: string };
 
 export interface MemberHost {
   sendRaft(from: NodeId, m: Message): void;
   sendRpc(from: string, to: string, msg: KeepAliveRpc): void;
+  /** A datagram: lost with the network's loss rate, never retransmitted. */
+  sendDatagram(from: string, to: string, msg: KeepAliveRpc): void;
   onReady(m: SimMember, rd: Ready): void;
   onApplied(m: SimMember, e: Entry): void;
   onEvent(m: SimMember): void;
@@ -83,6 +96,8 @@ export class SimMember {
   private readonly reads = new Map<string, Waiter<number>>();
   private appliedWaiters: { index: number; w: Waiter<void> }[] = [];
   private readonly keepAlives = new Map<number, Waiter<number>>();
+  /** Renewal datagrams this follower forwarded to its leader: our rid -> whom to answer, with their rid. */
+  private readonly relays = new Map<number, { readonly to: string; readonly rid: number }>();
 
   constructor(
     readonly id: NodeId,
@@ -138,6 +153,7 @@ export class SimMember {
     this.reads.clear();
     this.appliedWaiters = [];
     this.keepAlives.clear();
+    this.relays.clear();
   }
 
   isLeader(): boolean {
@@ -174,6 +190,10 @@ export class SimMember {
   /** A forwarded keep-alive reaches this member (answered only if it leads), or an answer comes back. */
   deliverRpc(from: string, msg: KeepAliveRpc): void {
     if (!this.alive) return;
+    if (msg.kind === "ka" && msg.dgram) {
+      this.onRenewalDatagram(from, msg);
+      return;
+    }
     if (msg.kind === "ka") {
       let reply: KeepAliveRpc;
       try {
@@ -184,11 +204,39 @@ export class SimMember {
       this.host.sendRpc(this.id, from, reply);
       return;
     }
+    const relay = this.relays.get(msg.rid);
+    if (relay) {
+      this.relays.delete(msg.rid);
+      if (msg.err === undefined) {
+        this.host.sendDatagram(this.id, relay.to, { kind: "ka-resp", rid: relay.rid, ttl: msg.ttl ?? 0 });
+      }
+      return;
+    }
     const w = this.keepAlives.get(msg.rid);
+    // One path failing is not the renewal failing: the others (datagrams) go on until the deadline.
+    if (!w || msg.err !== undefined) return;
     this.keepAlives.delete(msg.rid);
-    if (!w) return;
-    if (msg.err !== undefined) w.reject(new Error(msg.err));
-    else w.resolve(msg.ttl ?? 0);
+    w.resolve(msg.ttl ?? 0);
+  }
+
+  /** As src/api/serve.ts: answered by the leader, relayed by a follower that knows one, else silence. */
+  private onRenewalDatagram(from: string, msg: KeepAliveRpc & { kind: "ka" }): void {
+    if (this.isLeader()) {
+      let ttl: number;
+      try {
+        ttl = this.localKeepAlive(msg.lease);
+      } catch {
+        return;
+      }
+      this.host.sendDatagram(this.id, from, { kind: "ka-resp", rid: msg.rid, ttl });
+      return;
+    }
+    const lead = this.rn?.raft.lead ?? NONE;
+    if (lead === NONE) return;
+    const rid = this.nextId++;
+    this.relays.set(rid, { to: from, rid: msg.rid });
+    this.after(this.params.requestTimeoutMs, () => this.relays.delete(rid));
+    this.host.sendRpc(this.id, lead, { kind: "ka", from: this.id, rid, lease: msg.lease });
   }
 
   private localKeepAlive(lease: bigint): number {
@@ -397,14 +445,23 @@ export class SimMember {
     const rn = this.live();
     if (this.isLeader()) return Promise.resolve(this.localKeepAlive(lease));
     const lead = rn.raft.lead;
-    if (lead === NONE) return Promise.reject(new Error(`${this.id} knows no leader`));
     const rid = this.nextId++;
     const p = this.deadline<number>(
       "lease keep-alive",
       (w) => this.keepAlives.set(rid, w),
       () => this.keepAlives.delete(rid),
     );
-    this.host.sendRpc(this.id, lead, { kind: "ka", from: this.id, rid, lease });
+    // As the product's renewal: the stream to the leader and, at the same time, datagrams to every other
+    // member, re-sent every 150 ms until one answers (src/agent/ha-kv.ts).
+    if (lead !== NONE) this.host.sendRpc(this.id, lead, { kind: "ka", from: this.id, rid, lease });
+    const others = rn.status().config.voters.filter((v) => v !== this.id);
+    const resend = () => {
+      if (!this.keepAlives.has(rid)) return;
+      for (const o of others)
+        this.host.sendDatagram(this.id, o, { kind: "ka", from: this.id, rid, lease, dgram: true });
+      this.after(this.clock.toTrue(150), resend);
+    };
+    resend();
     return p;
   }
 
