@@ -314,8 +314,10 @@ export class LocalManager {
     const env = this.env;
     const own = this.own;
     if (!own || !view.config) return false;
+    let startOutcomeUnknown = false;
     for (;;) {
       own.attempts++;
+      let startCalled = false;
       try {
         // Never fence (or start) on an ownership that ended: a stale owner would cut the real one off.
         if (this.own !== own || !this.holdsLease(own)) throw new OwnershipEnded();
@@ -332,6 +334,7 @@ export class LocalManager {
         this.startedWith = view.config;
         await env.hypervisor.define(xml);
         if (this.own !== own || !this.holdsLease(own)) throw new OwnershipEnded();
+        startCalled = true;
         await env.hypervisor.start(env.launcher.domainName);
         this.lastVm = "running";
         if (this.own !== own || !this.holdsLease(own)) {
@@ -344,6 +347,8 @@ export class LocalManager {
         return true;
       } catch (e) {
         const msg = (e as Error).message;
+        const code = (e as { code?: string }).code;
+        if (startCalled && (code === "timeout" || code === "connection-closed")) startOutcomeUnknown = true;
         env.log("warn", { epoch: own.epoch, attempt: own.attempts, err: msg }, "ha.start-failed");
         if (e instanceof OwnershipEnded) return false;
         if ((e as { code?: string }).code === "already-active") {
@@ -361,6 +366,17 @@ export class LocalManager {
         }
         if (own.attempts >= env.timing.startAttempts || this.own !== own) {
           this.failures.push({ atMs: env.clock.wallMs(), reason: msg });
+          if (startOutcomeUnknown && this.own === own) {
+            // A start call that timed out or lost its connection may still bring qemu up later (libvirtd
+            // restarted mid-call). Handing the MN-VM over now would let the next owner fence before that
+            // copy appears, and not cut it off (sim:ha seed 40457: two writers). Let the lease run out
+            // instead: the next owner is assigned a TTL from now and fences then; a copy that comes up here
+            // meanwhile is destroyed as one running without ownership.
+            env.log("error", { epoch: own.epoch, failure: msg }, "ha.start-outcome-unknown");
+            this.own = undefined;
+            this.selfFenced.add(own.epoch);
+            return false;
+          }
           await this.release(view, msg);
           return false;
         }
