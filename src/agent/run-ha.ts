@@ -14,6 +14,7 @@ import type { Hypervisor } from "../hypervisor/hypervisor.js";
 import { hypervisorDriverLine, LibvirtHypervisor, loadLibvirt } from "../hypervisor/libvirt.js";
 import { SimWorld } from "../hypervisor/sim.js";
 import { realTimeScheduler } from "../hypervisor/sim-scheduler.js";
+import { nodeId } from "../raft/index.js";
 import { clientChannelOptions, clientCredentials } from "../transport/tls.js";
 import { haAgent } from "./ha-env.js";
 import { clientHaKv, compareToProto, opToProto } from "./ha-kv.js";
@@ -132,10 +133,29 @@ export async function runHa(
   })();
   running.setStorage(agent.image);
   agent.start();
+  // The MN-VM's owner does not lead Raft while another voter can. Under a degraded storage link on the
+  // owner (SPEC §3a) a leader there loses its quorum contact, steps down, and nobody renews anything until
+  // the others elect a new one (1-2 s more): seen costing the owner its lease in CI. And when the owner
+  // loses power, no election has to come before its lease can run out.
+  let handingOff = false;
+  const handOff = setInterval(() => {
+    if (handingOff || stopped || !member.isLeader() || agent.local.ownedEpoch === undefined) return;
+    const to = leadershipHeir(member, electionMs);
+    if (!to) return;
+    handingOff = true;
+    log.info({ to }, "ha.leadership-handed-off");
+    member
+      .transferLeadership(nodeId(to))
+      .catch((e) => log.debug({ to, err: (e as Error).message }, "ha.leadership-hand-off-failed"))
+      .finally(() => {
+        handingOff = false;
+      });
+  }, 1000);
   return {
     driver: line,
     async stop() {
       stopped = true;
+      clearInterval(handOff);
       await agent.stop();
       await refresh;
       client.close();
@@ -155,4 +175,23 @@ async function leaseRenewalKey(client: KvClient): Promise<Uint8Array | undefined
   });
   const kv = await client.getValue(key);
   return kv && kv.value.length === 32 ? kv.value : undefined;
+}
+
+/** The voter that should lead instead of this one: heard within an election timeout, the most caught up. */
+function leadershipHeir(member: RunningMember["member"], electionMs: number): string | undefined {
+  const st = member.status();
+  const now = performance.now();
+  let best: string | undefined;
+  let bestMatch = -1n;
+  for (const v of st.config.voters) {
+    if (v === member.opts.name) continue;
+    const heard = member.lastHeard.get(v);
+    if (heard === undefined || now - heard >= electionMs) continue;
+    const match = BigInt(st.progress?.get(v)?.match ?? 0);
+    if (match > bestMatch) {
+      best = v;
+      bestMatch = match;
+    }
+  }
+  return best;
 }
