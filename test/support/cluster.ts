@@ -178,24 +178,38 @@ export class TestCluster {
     private readonly opts: ClusterOptions,
   ) {}
 
-  /** Starts `size` founding members and waits for a leader. */
+  /**
+   * Starts `size` founding members and waits for a leader they all agree on. A port freePort() handed out
+   * can be taken by another process before the agent binds it (seen in CI: one member exited with
+   * EADDRINUSE and the other two elected a leader without it): then the cluster starts again on new ports.
+   */
   static async start(opts: ClusterOptions): Promise<TestCluster> {
-    const dir = mkdtempSync(join(tmpdir(), `zsha-${opts.label ?? "it"}-`));
-    const c = new TestCluster(dir, opts);
-    try {
-      const names = Array.from({ length: opts.size }, (_, i) => `n${i + 1}`);
-      const ports = await Promise.all(names.map(async () => [await freePort(), await freePort()] as const));
-      const initial = names.map((n, i) => `${n}=127.0.0.1:${ports[i]![0]}`).join(",");
-      names.forEach((n, i) => {
-        c.define(n, ports[i]![0], ports[i]![1], ["--initial-cluster", initial]);
-      });
-      for (const a of c.agents.values()) a.start();
-      await c.waitLeader();
-    } catch (e) {
-      await c.destroy(true);
-      throw e;
+    for (let attempt = 1; ; attempt++) {
+      const dir = mkdtempSync(join(tmpdir(), `zsha-${opts.label ?? "it"}-`));
+      const c = new TestCluster(dir, opts);
+      try {
+        const names = Array.from({ length: opts.size }, (_, i) => `n${i + 1}`);
+        const ports = await Promise.all(names.map(async () => [await freePort(), await freePort()] as const));
+        const initial = names.map((n, i) => `${n}=127.0.0.1:${ports[i]![0]}`).join(",");
+        names.forEach((n, i) => {
+          c.define(n, ports[i]![0], ports[i]![1], ["--initial-cluster", initial]);
+        });
+        for (const a of c.agents.values()) a.start();
+        await c.waitLeader();
+      } catch (e) {
+        await c.destroy(true);
+        throw e;
+      }
+      const gone = [...c.agents.values()].filter((a) => a.state !== "running");
+      if (gone.length === 0) return c;
+      const portTaken = gone.some((a) => readFileSync(a.logFile, "utf8").includes("EADDRINUSE"));
+      await c.destroy(!portTaken);
+      if (!portTaken || attempt >= 3) {
+        throw new Error(
+          `test cluster: ${gone.map((a) => a.name).join(", ")} exited at start (logs in ${dir})`,
+        );
+      }
     }
-    return c;
   }
 
   private define(name: string, peerPort: number, clientPort: number, extra: string[]): Agent {
