@@ -9,24 +9,10 @@
 // is (CephCli kills its tool at its own timeout), so a slow Ceph never piles up processes.
 
 import { setTimeout as sleep } from "node:timers/promises";
+import type { ImageStore, ReadProbe, StorageHealth } from "../image/image-store.js";
 
 /** The answering node's view of the shared storage, once its HA agent has one (see serve.ts). */
-export interface StorageProbe {
-  health(): Promise<StorageHealthFact>;
-  readProbe(): Promise<ReadProbeFact>;
-}
-
-export interface StorageHealthFact {
-  readonly status: string;
-  readonly checks: readonly string[];
-  readonly summary: readonly string[];
-}
-
-export interface ReadProbeFact {
-  readonly bytes: number;
-  readonly latencyMs: number;
-  readonly target: string;
-}
+export type StorageProbe = Pick<ImageStore, "health" | "readProbe">;
 
 /** One observation: what the probe answered (or why it did not), and how long ago. */
 export type Observed<T> = { readonly ageMs: number } & (
@@ -141,8 +127,8 @@ function message(e: unknown): string {
 /** The storage facts of one node, refreshed in the background until stop(). */
 export class StorageFacts {
   private readonly stopping = new AbortController();
-  private readonly health: Watched<StorageHealthFact>;
-  private readonly read: Watched<ReadProbeFact>;
+  private readonly health: Watched<StorageHealth>;
+  private readonly read: Watched<ReadProbe>;
   private readonly loops: Promise<void>[];
 
   private constructor(probe: StorageProbe, clock: FactsClock, timing: FactsTiming) {
@@ -160,12 +146,12 @@ export class StorageFacts {
   }
 
   /** The last health observation with its age; undefined while the first probe has not answered. */
-  latestHealth(): Observed<StorageHealthFact> | undefined {
+  latestHealth(): Observed<StorageHealth> | undefined {
     return this.health.latest();
   }
 
   /** The last image read with its age; undefined while the first probe has not answered. */
-  latestRead(): Observed<ReadProbeFact> | undefined {
+  latestRead(): Observed<ReadProbe> | undefined {
     return this.read.latest();
   }
 

@@ -9,15 +9,10 @@ import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningMember, runMember } from "../../src/api/serve.js";
-import {
-  type FactsClock,
-  type ReadProbeFact,
-  StorageFacts,
-  type StorageHealthFact,
-  type StorageProbe,
-} from "../../src/api/storage-facts.js";
+import { type FactsClock, StorageFacts, type StorageProbe } from "../../src/api/storage-facts.js";
 import { HaService } from "../../src/gen/zsha/ha/v1/ha_pb.js";
 import { type Client, createClient } from "../../src/grpc/index.js";
+import type { ReadProbe, StorageHealth } from "../../src/image/image-store.js";
 import { freePort, until } from "../support/cluster.js";
 
 /** Time that moves only when the test says so. */
@@ -56,22 +51,22 @@ async function settle(): Promise<void> {
 /** A probe whose every call waits until the test answers it. */
 class HeldProbe implements StorageProbe {
   readonly healthCalls: {
-    resolve: (v: StorageHealthFact) => void;
+    resolve: (v: StorageHealth) => void;
     reject: (e: Error) => void;
   }[] = [];
-  readonly readCalls: { resolve: (v: ReadProbeFact) => void; reject: (e: Error) => void }[] = [];
+  readonly readCalls: { resolve: (v: ReadProbe) => void; reject: (e: Error) => void }[] = [];
 
-  health(): Promise<StorageHealthFact> {
+  health(): Promise<StorageHealth> {
     return new Promise((resolve, reject) => this.healthCalls.push({ resolve, reject }));
   }
 
-  readProbe(): Promise<ReadProbeFact> {
+  readProbe(): Promise<ReadProbe> {
     return new Promise((resolve, reject) => this.readCalls.push({ resolve, reject }));
   }
 }
 
-const OK: StorageHealthFact = { status: "HEALTH_OK", checks: [], summary: ["mons 3/3 in quorum"] };
-const READ: ReadProbeFact = { bytes: 4096, latencyMs: 1.5, target: "rbd_data.1.0000000000000000" };
+const OK: StorageHealth = { status: "HEALTH_OK", checks: [], summary: ["mons 3/3 in quorum"] };
+const READ: ReadProbe = { bytes: 4096, latencyMs: 1.5, target: "rbd_data.1.0000000000000000" };
 const TIMING = { everyMs: 5000, afterFailureMs: 2000, timeoutMs: 3000 };
 
 describe("StorageFacts", () => {
